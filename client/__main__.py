@@ -1,0 +1,65 @@
+"""``python -m client --wav in.wav --out reply.wav [--url ...] [--mode ...] [--language ...]``
+
+Places a call, waits for the greeting, plays the WAV as the microphone, records what comes back, prints every
+event as a JSON line, and hangs up once the reply to the WAV has been heard in full.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+
+from client.call import CallClient, read_wav, write_wav
+
+
+async def run(args: argparse.Namespace) -> int:
+    if args.loopback or os.environ.get("PARLEY_ICE_LOOPBACK") == "1":
+        from server.ice import use_loopback_only
+
+        use_loopback_only()
+    clip = read_wav(args.wav)
+    client = CallClient(args.url, args.mode, args.language)
+    client.on_event = lambda event: print(json.dumps(event, ensure_ascii=False), flush=True)
+    try:
+        await client.connect()
+        if not args.no_greeting:
+            await client.wait_listening(args.timeout)
+        started = time.monotonic()
+        client.mic.play(clip)
+        # The reply to the clip: the assistant's transcript after the person's.
+        user_t, _ = await client.wait_for(
+            lambda e: e["type"] == "transcript" and e["role"] == "user", args.timeout, started
+        )
+        await client.wait_for(lambda e: e["type"] == "transcript" and e["role"] == "assistant", args.timeout, user_t)
+    except TimeoutError:
+        print(json.dumps({"type": "client_error", "message": "timed out waiting for the reply"}), file=sys.stderr)
+        return 1
+    except (RuntimeError, OSError) as exc:
+        print(json.dumps({"type": "client_error", "message": str(exc)}), file=sys.stderr)
+        return 1
+    finally:
+        await client.close()
+        if args.out:
+            write_wav(args.out, client.recording.audio())
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m client", description=__doc__.splitlines()[0])
+    parser.add_argument("--wav", required=True, help="16-bit PCM WAV played as the microphone")
+    parser.add_argument("--out", help="where to write what the bot said (48 kHz WAV)")
+    parser.add_argument("--url", default="http://127.0.0.1:8080")
+    parser.add_argument("--mode", choices=("interview", "language", "chat"))
+    parser.add_argument("--language")
+    parser.add_argument("--timeout", type=float, default=90.0)
+    parser.add_argument("--no-greeting", action="store_true", help="play the WAV at once, over the greeting")
+    parser.add_argument("--loopback", action="store_true", help="loopback ICE candidates only")
+    return asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+// The call page: one WebRTC call to the Parley server, hands-free.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const STATE_LABELS = { idle: "Not in a call", connecting: "Connecting…", listening: "Listening",
+  thinking: "Thinking…", speaking: "Speaking" };
+
+let pc = null;
+let channel = null;
+let micStream = null;
+let meterTimer = null;
+let audioContext = null;
+
+function setState(state) {
+  $("state").dataset.state = state;
+  $("state").textContent = STATE_LABELS[state] || state;
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+function addLine(role, text, interrupted) {
+  const item = document.createElement("li");
+  item.className = role + (interrupted ? " interrupted" : "");
+  item.textContent = (role === "user" ? "You: " : "Bot: ") + text;
+  $("transcript").appendChild(item);
+}
+
+function onEvent(event) {
+  switch (event.type) {
+    case "state": setState(event.state); break;
+    case "transcript": addLine(event.role, event.text, event.interrupted); break;
+    case "error": showError(event.message); break;
+    default: break;
+  }
+  // Tests and embedding pages can follow every event.
+  window.dispatchEvent(new CustomEvent("parley-event", { detail: event }));
+}
+
+function startMeter(stream) {
+  audioContext = new AudioContext();
+  const analyser = audioContext.createAnalyser();
+  analyser.fftSize = 512;
+  audioContext.createMediaStreamSource(stream).connect(analyser);
+  const data = new Float32Array(analyser.fftSize);
+  meterTimer = setInterval(() => {
+    analyser.getFloatTimeDomainData(data);
+    let sum = 0;
+    for (const v of data) sum += v * v;
+    const rms = Math.sqrt(sum / data.length);
+    $("level").style.width = Math.min(100, rms * 400) + "%";
+  }, 60);
+}
+
+function waitForIce(peer) {
+  if (peer.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { if (peer.iceGatheringState === "complete") resolve(); };
+    peer.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, 3000); // a missing STUN answer must not hold the call
+  });
+}
+
+async function startCall() {
+  showError("");
+  setState("connecting");
+  $("call").textContent = "End call";
+  $("call").classList.add("active");
+  try {
+    micStream = await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    });
+    startMeter(micStream);
+    pc = new RTCPeerConnection();
+    channel = pc.createDataChannel("events", { ordered: true });
+    channel.onmessage = (msg) => onEvent(JSON.parse(msg.data));
+    micStream.getAudioTracks().forEach((track) => pc.addTrack(track, micStream));
+    pc.ontrack = (e) => { $("remote").srcObject = e.streams[0] || new MediaStream([e.track]); };
+    pc.onconnectionstatechange = () => {
+      if (pc && (pc.connectionState === "failed" || pc.connectionState === "closed")) {
+        showError("The call was disconnected.");
+        endCall();
+      }
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIce(pc);
+    const response = await fetch("/offer", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer",
+        mode: $("mode").value, language: $("language").value }),
+    });
+    const answer = await response.json();
+    if (!response.ok) throw new Error(answer.error || "the server refused the call");
+    window.parleySessionId = answer.session_id;
+    await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
+  } catch (err) {
+    showError(err.message || String(err));
+    endCall();
+  }
+}
+
+function endCall() {
+  if (meterTimer) clearInterval(meterTimer);
+  meterTimer = null;
+  if (audioContext) audioContext.close();
+  audioContext = null;
+  if (micStream) micStream.getTracks().forEach((t) => t.stop());
+  micStream = null;
+  if (pc) pc.close();
+  pc = null;
+  channel = null;
+  $("level").style.width = "0";
+  $("call").textContent = "Start call";
+  $("call").classList.remove("active");
+  setState("idle");
+}
+
+$("call").addEventListener("click", () => (pc ? endCall() : startCall()));

@@ -1,0 +1,1 @@
+"""Parley: a real-time voice practice partner served over WebRTC."""

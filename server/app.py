@@ -1,0 +1,158 @@
+"""The aiohttp application: routes, shared state, model loading, and closing every call on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from aiohttp import web
+from aiortc import RTCPeerConnection
+
+from server import ice, signalling
+from server.audio.vad import SileroModel
+from server.config import Settings
+from server.metrics import Metrics
+from server.providers.base import Providers
+from server.providers.local import weights
+from server.session import Call
+
+logger = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent.parent / "client" / "static"
+
+ProvidersFactory = Callable[[Settings], Providers]
+
+
+class Models:
+    """The shared models, loaded in the background at startup; /healthz and /offer wait for them."""
+
+    def __init__(self) -> None:
+        self.providers: Providers | None = None
+        self.vad: SileroModel | None = None
+        self.error: str | None = None
+        self.loaded = asyncio.Event()
+
+
+SETTINGS = web.AppKey("settings", Settings)
+MODELS = web.AppKey("models", Models)
+CALLS = web.AppKey("calls", dict[str, Call])
+METRICS = web.AppKey("metrics", Metrics)
+
+
+def _default_providers(settings: Settings) -> Providers:
+    from server.providers.local import load_local
+
+    return load_local(settings)
+
+
+def create_app(settings: Settings, providers_factory: ProvidersFactory | None = None) -> web.Application:
+    app = web.Application(middlewares=[json_errors])
+    app[SETTINGS] = settings
+    app[MODELS] = Models()
+    app[CALLS] = {}
+    app[METRICS] = Metrics()
+    if settings.ice_loopback:
+        ice.use_loopback_only()
+    factory = providers_factory or _default_providers
+
+    async def load_models(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_load(app[MODELS], settings, factory))
+        yield
+        task.cancel()
+
+    app.cleanup_ctx.append(load_models)
+    app.on_shutdown.append(close_calls)
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/offer", offer)
+    app.router.add_static("/static/", STATIC, follow_symlinks=False)
+    return app
+
+
+async def _load(models: Models, settings: Settings, factory: ProvidersFactory) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        models.vad = await loop.run_in_executor(None, lambda: SileroModel(weights.ensure(weights.SILERO_VAD)))
+        models.providers = await loop.run_in_executor(None, factory, settings)
+        logger.info("models ready: %s", models.providers.describe())
+    except Exception as exc:
+        logger.exception("loading the models failed")
+        models.error = str(exc) or type(exc).__name__
+    finally:
+        models.loaded.set()
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Callable) -> web.StreamResponse:
+    """Every non-2xx answer is JSON ``{"error": ...}``, aiohttp's own 404/405/413 included."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        reason = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        return signalling.json_error(exc.status, reason or exc.reason)
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    models = request.app[MODELS]
+    if models.error:
+        return signalling.json_error(503, f"models failed to load: {models.error}")
+    if models.providers is None:
+        return signalling.json_error(503, "loading models")
+    return web.json_response({"status": "ok", "calls": len(request.app[CALLS])})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
+async def offer(request: web.Request) -> web.Response:
+    app = request.app
+    try:
+        sdp, mode, language = await signalling.read_offer(request)
+    except signalling.OfferError as exc:
+        return signalling.json_error(400, str(exc))
+    models = app[MODELS]
+    if models.providers is None or models.vad is None:
+        return signalling.json_error(503, "the server is still loading its models; try again shortly")
+
+    session_id = signalling.new_session_id()
+    pc = RTCPeerConnection(ice.configuration())
+    call = Call(session_id, pc, app[SETTINGS], models.providers, models.vad, app[METRICS], mode, language)
+    call.attach()
+    try:
+        answer = await signalling.answer(pc, sdp, call.track, app[SETTINGS].ice_loopback)
+    except signalling.OfferError as exc:
+        await call.close()
+        return signalling.json_error(400, str(exc))
+    except Exception:
+        logger.exception("could not answer an offer")
+        await call.close()
+        return signalling.json_error(500, "could not set up the call")
+
+    calls = app[CALLS]
+    calls[session_id] = call
+    app[METRICS].calls.inc()
+    app[METRICS].active_calls.inc()
+
+    def forget() -> None:
+        calls.pop(session_id, None)
+        app[METRICS].active_calls.dec()
+
+    call.on_close.append(forget)
+    logger.info("call %s: %s/%s from %s", session_id, mode, language, request.remote)
+    return web.json_response({"sdp": answer.sdp, "type": answer.type, "session_id": session_id})
+
+
+async def close_calls(app: web.Application) -> None:
+    calls = list(app[CALLS].values())
+    await asyncio.gather(*(call.close() for call in calls), return_exceptions=True)

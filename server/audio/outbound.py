@@ -1,0 +1,161 @@
+"""The outgoing audio track: the call's clock, paced 20 ms frames, cleared at once on barge-in.
+
+Reply audio is queued as *segments* (one sentence each, with its text), so the session knows exactly which
+words have gone out: a segment's ``played`` count advances only as its frames leave in ``recv()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame, AudioResampler
+
+logger = logging.getLogger(__name__)
+
+OUT_RATE = 48_000
+FRAME_SAMPLES = 960  # 20 ms at 48 kHz
+FRAME_SECONDS = FRAME_SAMPLES / OUT_RATE
+TIME_BASE = Fraction(1, OUT_RATE)
+
+
+@dataclass(eq=False)
+class Segment:
+    """One sentence of a reply: its text and its 48 kHz s16 mono audio, written as it is synthesized."""
+
+    text: str
+    chunks: deque[np.ndarray] = field(default_factory=deque)
+    queued: int = 0  # samples written so far
+    played: int = 0  # samples sent so far
+    complete: bool = False
+
+    @property
+    def played_fraction(self) -> float:
+        return self.played / self.queued if self.queued else 0.0
+
+
+SegmentCallback = Callable[[Segment], None]
+
+
+class SpeechTrack(MediaStreamTrack):
+    """One per call. pts counts samples and never resets; the clock is anchored at the first ``recv()``."""
+
+    kind = "audio"
+
+    def __init__(
+        self,
+        on_segment_start: SegmentCallback | None = None,
+        on_segment_done: SegmentCallback | None = None,
+    ) -> None:
+        super().__init__()
+        self._segments: deque[Segment] = deque()
+        self._pts = 0
+        self._start: float | None = None
+        self.on_segment_start = on_segment_start
+        self.on_segment_done = on_segment_done
+
+    # -- writing (the reply side) --------------------------------------------------------------------------
+    def begin(self, text: str) -> Segment:
+        segment = Segment(text)
+        self._segments.append(segment)
+        return segment
+
+    def write(self, segment: Segment, pcm: np.ndarray) -> None:
+        if pcm.size and segment in self._segments:
+            segment.chunks.append(pcm.astype(np.int16, copy=False))
+            segment.queued += pcm.size
+
+    def finish(self, segment: Segment) -> None:
+        segment.complete = True
+
+    def clear(self) -> Segment | None:
+        """Drop everything queued, synchronously. Returns the segment that was playing, if one was."""
+        head = self._segments[0] if self._segments else None
+        self._segments.clear()
+        return head if head is not None and head.played > 0 else None
+
+    @property
+    def busy(self) -> bool:
+        """True while reply audio is queued or playing."""
+        return bool(self._segments)
+
+    @property
+    def samples_sent(self) -> int:
+        return self._pts
+
+    # -- the clock (aiortc's sender calls this) ------------------------------------------------------------
+    async def recv(self) -> AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        else:
+            wait = self._start + self._pts / OUT_RATE - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+        pcm = self._take(FRAME_SAMPLES)
+        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = OUT_RATE
+        frame.pts = self._pts
+        frame.time_base = TIME_BASE
+        self._pts += FRAME_SAMPLES
+        return frame
+
+    def _take(self, count: int) -> np.ndarray:
+        out = np.zeros(count, dtype=np.int16)
+        filled = 0
+        while filled < count and self._segments:
+            segment = self._segments[0]
+            if segment.chunks:
+                if segment.played == 0 and self.on_segment_start is not None:
+                    self.on_segment_start(segment)
+                chunk = segment.chunks[0]
+                n = min(count - filled, chunk.size)
+                out[filled : filled + n] = chunk[:n]
+                filled += n
+                segment.played += n
+                if n == chunk.size:
+                    segment.chunks.popleft()
+                else:
+                    segment.chunks[0] = chunk[n:]
+            elif segment.complete:
+                self._segments.popleft()
+                if self.on_segment_done is not None:
+                    self.on_segment_done(segment)
+            else:
+                break  # the synthesizer is behind: pad with silence, go on next frame
+        return out
+
+
+class OutputResampler:
+    """Any TTS rate -> 48 kHz s16 mono, keeping the filter state across one sentence's chunks."""
+
+    def __init__(self, rate: int) -> None:
+        self._rate = rate
+        self._resampler = AudioResampler(format="s16", layout="mono", rate=OUT_RATE)
+
+    def push(self, pcm: np.ndarray) -> np.ndarray:
+        if self._rate == OUT_RATE:
+            return pcm.astype(np.int16, copy=False)
+        frame = AudioFrame.from_ndarray(pcm.astype(np.int16).reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self._rate
+        return self._collect(self._resampler.resample(frame))
+
+    def flush(self) -> np.ndarray:
+        if self._rate == OUT_RATE:
+            return np.zeros(0, dtype=np.int16)
+        return self._collect(self._resampler.resample(None))
+
+    @staticmethod
+    def _collect(frames: list[AudioFrame]) -> np.ndarray:
+        if not frames:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate([f.to_ndarray().reshape(-1) for f in frames])

@@ -1,0 +1,142 @@
+"""Voice activity: Silero VAD (ONNX, run by onnxruntime) and a synchronous speech state machine.
+
+Thresholds (silero-vad ``VADIterator`` style hysteresis):
+- a window is *speech* when its probability is >= ``threshold`` (0.5 by default);
+- speech is *confirmed* after ``start_windows`` consecutive speech windows (3 x 32 ms by default), which
+  filters clicks and coughs; the event carries the time of the first of them (the onset);
+- once speaking, a window below ``threshold - 0.15`` starts a *pause*; a speech window ends the pause;
+- the turn *ends* when a pause lasts ``hangover_ms``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from server.audio.inbound import VAD_RATE, WINDOW
+
+logger = logging.getLogger(__name__)
+
+CONTEXT = 64  # samples of the previous window that Silero v5+ expects in front of each window
+WINDOW_MS = WINDOW * 1000 // VAD_RATE
+
+
+class SileroModel:
+    """The ONNX session, shared by every call (``run`` is thread-safe; the recurrent state is not kept here)."""
+
+    def __init__(self, path: Path) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._sr = np.array(VAD_RATE, dtype=np.int64)
+
+    def stream(self) -> SileroStream:
+        return SileroStream(self)
+
+    def run(self, audio: np.ndarray, state: np.ndarray) -> tuple[float, np.ndarray]:
+        out, new_state = self._session.run(None, {"input": audio, "state": state, "sr": self._sr})
+        return float(out[0][0]), new_state
+
+
+class SileroStream:
+    """One call's recurrent state and context; never reset on a timer, only for a new call."""
+
+    def __init__(self, model: SileroModel) -> None:
+        self._model = model
+        self._state = np.zeros((2, 1, 128), dtype=np.float32)
+        self._context = np.zeros(CONTEXT, dtype=np.float32)
+
+    def __call__(self, window: np.ndarray) -> float:
+        audio = np.concatenate([self._context, window]).reshape(1, -1).astype(np.float32, copy=False)
+        prob, self._state = self._model.run(audio, self._state)
+        self._context = window[-CONTEXT:]
+        return prob
+
+
+class VadEventKind(enum.StrEnum):
+    START = "start"  # speech confirmed; at_ms = its onset
+    PAUSE = "pause"  # the person went quiet; at_ms = the start of the silence
+    RESUME = "resume"  # speech again before the hang-over ran out
+    END = "end"  # the hang-over ran out: the turn is over; at_ms = the start of the silence
+
+
+@dataclass(frozen=True)
+class VadEvent:
+    kind: VadEventKind
+    at_ms: int  # stream time of the event's moment, from the first window of the call
+    window_ms: int  # stream time of the window that decided it
+
+
+class VadState(enum.StrEnum):
+    QUIET = "quiet"
+    STARTING = "starting"
+    SPEAKING = "speaking"
+    STOPPING = "stopping"
+
+
+class SpeechDetector:
+    """The state machine over per-window speech probabilities. Pure and synchronous: ~0.1 ms per window."""
+
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        start_windows: int = 3,
+        hangover_ms: int = 700,
+    ) -> None:
+        self.threshold = threshold
+        self.negative_threshold = max(threshold - 0.15, 0.01)
+        self.start_windows = start_windows
+        self.hangover_ms = hangover_ms
+        self.state = VadState.QUIET
+        self.last_probability = 0.0
+        self._windows = 0
+        self._run = 0  # consecutive speech windows while STARTING
+        self._mark_ms = 0  # onset while STARTING, silence start while STOPPING
+
+    @property
+    def now_ms(self) -> int:
+        return self._windows * WINDOW_MS
+
+    @property
+    def speaking(self) -> bool:
+        """True from confirmed speech until the end of the turn (pauses included)."""
+        return self.state in (VadState.SPEAKING, VadState.STOPPING)
+
+    def update(self, probability: float) -> VadEvent | None:
+        at = self.now_ms
+        self._windows += 1
+        self.last_probability = probability
+        speech = probability >= self.threshold
+        if self.state is VadState.QUIET:
+            if speech:
+                self.state, self._run, self._mark_ms = VadState.STARTING, 0, at
+            else:
+                return None
+        if self.state is VadState.STARTING:
+            if speech:
+                self._run += 1
+                if self._run >= self.start_windows:
+                    self.state = VadState.SPEAKING
+                    return VadEvent(VadEventKind.START, self._mark_ms, at)
+            elif probability < self.negative_threshold:
+                self.state = VadState.QUIET
+            return None
+        if self.state is VadState.SPEAKING:
+            if probability < self.negative_threshold:
+                self.state, self._mark_ms = VadState.STOPPING, at
+                return VadEvent(VadEventKind.PAUSE, at, at)
+            return None
+        # STOPPING
+        if speech:
+            self.state = VadState.SPEAKING
+            return VadEvent(VadEventKind.RESUME, at, at)
+        if at + WINDOW_MS - self._mark_ms >= self.hangover_ms:
+            self.state = VadState.QUIET
+            return VadEvent(VadEventKind.END, self._mark_ms, at)
+        return None

@@ -1,0 +1,95 @@
+"""Settings from the environment (and a ``.env`` file), with command-line flags over them."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields, replace
+
+from dotenv import load_dotenv
+
+PROVIDERS = ("local",)
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable. Environment names are ``PARLEY_`` + the field name in upper case."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Provider per stage: "local" runs the embedded models in this process.
+    stt: str = "local"
+    llm: str = "local"
+    tts: str = "local"
+    # Silence (ms) after the person's last speech before their turn is taken as finished.
+    hangover_ms: int = 700
+    # VAD speech probability that starts speech; speech ends below threshold - 0.15 (hysteresis).
+    vad_threshold: float = 0.5
+    # Consecutive 32 ms windows above the threshold needed to confirm speech (and barge in).
+    vad_start_windows: int = 3
+    # Threads the embedded models may use for inference (the machine has 2 cores).
+    threads: int = 2
+    llm_context: int = 4096
+    llm_max_tokens: int = 120
+    # Offer loopback ICE candidates only (tests and benchmarks on one machine, in a network namespace).
+    ice_loopback: bool = False
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        if env is None:
+            load_dotenv(override=False)
+            env = dict(os.environ)
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"PARLEY_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _convert(f.type, f.name, raw)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        for stage in ("stt", "llm", "tts"):
+            if getattr(self, stage) not in PROVIDERS:
+                raise ValueError(f"PARLEY_{stage.upper()} must be one of {', '.join(PROVIDERS)}")
+        if not 100 <= self.hangover_ms <= 5000:
+            raise ValueError("PARLEY_HANGOVER_MS must be between 100 and 5000")
+        if not 0.15 < self.vad_threshold < 1:
+            raise ValueError("PARLEY_VAD_THRESHOLD must be between 0.15 and 1")
+
+
+def _convert(kind: object, name: str, raw: str) -> object:
+    try:
+        if kind in (int, "int"):
+            return int(raw)
+        if kind in (float, "float"):
+            return float(raw)
+        if kind in (bool, "bool"):
+            return _bool(raw)
+    except ValueError as exc:
+        raise ValueError(f"PARLEY_{name.upper()}={raw!r} is not a valid value") from exc
+    return raw
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser(prog="python -m server", description="Parley voice practice server")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    parser.add_argument("--stt", choices=PROVIDERS)
+    parser.add_argument("--llm", choices=PROVIDERS)
+    parser.add_argument("--tts", choices=PROVIDERS)
+    parser.add_argument("--hangover-ms", type=int, help="silence that ends a turn, in ms")
+    parser.add_argument("--ice-loopback", action="store_true", default=None, help="loopback ICE only")
+    parser.add_argument("--log-level")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    overrides = {k: v for k, v in vars(args).items() if v is not None}
+    settings = replace(settings, **overrides)
+    settings.validate()
+    return settings

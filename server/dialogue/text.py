@@ -1,0 +1,72 @@
+"""Reply text for the ear: sentences cut from a token stream, and spoken-form clean-up."""
+
+from __future__ import annotations
+
+import re
+
+# A sentence ends at . ! ? … followed by a space (or CJK full stops anywhere), not inside "e.g." or "3.5".
+_END = re.compile(
+    r"(?<!\b[A-Z])(?<!\be\.g)(?<!\bi\.e)(?<!\bMr)(?<!\bMrs)(?<!\bDr)(?<!\bvs)[.!?…]+[\"')\]]*\s|[。！？]|\n+"
+)
+# The first sentence may be cut earlier, at a clause, so the first audio starts sooner.
+_CLAUSE = re.compile(r"[,;:]\s")
+FIRST_CLAUSE_MIN = 40
+
+_MARKDOWN = re.compile(r"(\*\*|__|`+|^#+\s*|^\s*[-*+]\s+|^\s*\d+\.\s+)", re.MULTILINE)
+_BIG_O = re.compile(r"\bO\(([^)]{1,12})\)")
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
+_EMOJI = re.compile(r"[\U0001f300-\U0001faff\u2600-\u27bf]")
+CJK_LANGUAGES = {"zh", "ja", "ko"}
+
+
+def spoken(text: str, language: str = "en") -> str:
+    """Text as it should be said: no markdown or emoji, "O(n)" as "O of n", no stray CJK characters
+    (the small model lets a few leak into other languages)."""
+    text = _MARKDOWN.sub("", text)
+    text = _BIG_O.sub(lambda m: f"O of {m.group(1).replace('^', ' to the ')}", text)
+    text = _EMOJI.sub("", text)
+    if language not in CJK_LANGUAGES:
+        text = _CJK.sub("", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+class SentenceSplitter:
+    """Feed text deltas, get complete sentences back as soon as they end."""
+
+    def __init__(self, first_clause_min: int = FIRST_CLAUSE_MIN) -> None:
+        self._buffer = ""
+        self._first = True
+        self._first_clause_min = first_clause_min
+
+    def feed(self, delta: str) -> list[str]:
+        self._buffer += delta
+        out: list[str] = []
+        while True:
+            cut = self._cut()
+            if cut is None:
+                return out
+            sentence, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:]
+            if sentence:
+                out.append(sentence)
+                self._first = False
+
+    def _cut(self) -> int | None:
+        match = _END.search(self._buffer)
+        if match:
+            return match.end()
+        if self._first and len(self._buffer) >= self._first_clause_min:
+            clauses = list(_CLAUSE.finditer(self._buffer))
+            if clauses and clauses[-1].end() >= self._first_clause_min // 2:
+                return clauses[-1].end()
+        return None
+
+    def flush(self) -> str:
+        rest, self._buffer = self._buffer.strip(), ""
+        return rest
+
+
+def heard_part(text: str, fraction: float) -> str:
+    """The words of ``text`` played by the time ``fraction`` of its audio went out."""
+    words = text.split()
+    count = int(len(words) * max(0.0, min(1.0, fraction)))
+    return " ".join(words[:count])

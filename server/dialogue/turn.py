@@ -1,0 +1,125 @@
+"""One spoken reply: text deltas -> sentences -> speech -> the outgoing track, cancellable at any point.
+
+Sentences are synthesized while the model is still generating the next ones. The reply knows what the person
+heard: each sentence is a track segment whose ``played`` count moves only as frames actually leave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from server.audio.outbound import OutputResampler, Segment, SpeechTrack
+from server.dialogue.text import SentenceSplitter, heard_part, spoken
+from server.providers.base import TextToSpeech, VoiceStyle
+
+logger = logging.getLogger(__name__)
+
+
+class Reply:
+    def __init__(
+        self,
+        track: SpeechTrack,
+        tts: TextToSpeech,
+        style: VoiceStyle,
+        on_first_token: Callable[[], None] | None = None,
+        on_first_audio: Callable[[int], None] | None = None,
+    ) -> None:
+        self._track = track
+        self._tts = tts
+        self._style = style
+        self._on_first_token = on_first_token
+        self._on_first_audio = on_first_audio
+        self.segments: list[Segment] = []
+        self._done: set[Segment] = set()
+        self._synthesized = False
+        self._played_all = asyncio.Event()
+
+    # -- what the person heard ------------------------------------------------------------------------------
+    @property
+    def started(self) -> bool:
+        """True once any of its audio has gone out."""
+        return any(s.played for s in self.segments)
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.segments)
+
+    def heard(self) -> str:
+        """Sentences played in full, plus the played words of the one that was cut."""
+        words: list[str] = []
+        for segment in self.segments:
+            if segment in self._done:
+                words.append(segment.text)
+                continue
+            if segment.played:
+                words.append(heard_part(segment.text, segment.played_fraction))
+            break
+        return " ".join(w for w in words if w)
+
+    def segment_done(self, segment: Segment) -> None:
+        """Called by the session when the track has sent the last sample of ``segment``."""
+        self._done.add(segment)
+        self._check_played()
+
+    def _check_played(self) -> None:
+        if self._synthesized and len(self._done) == len(self.segments):
+            self._played_all.set()
+
+    # -- producing it ---------------------------------------------------------------------------------------
+    async def speak(self, deltas: AsyncIterator[str]) -> None:
+        """Speaks the streamed text and returns when the person has heard all of it."""
+        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+
+        async def split() -> None:
+            splitter = SentenceSplitter()
+            first = True
+            async for delta in deltas:
+                if first and self._on_first_token is not None:
+                    self._on_first_token()
+                first = False
+                for sentence in splitter.feed(delta):
+                    sentences.put_nowait(sentence)
+            sentences.put_nowait(splitter.flush())
+            sentences.put_nowait(None)
+
+        async def synthesize() -> None:
+            while (sentence := await sentences.get()) is not None:
+                text = spoken(sentence, self._style.language)
+                if text:
+                    await self._say(text)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(split())
+                group.create_task(synthesize())
+        except BaseExceptionGroup as group_error:
+            raise group_error.exceptions[0] from None
+        self._synthesized = True
+        self._check_played()
+        await self._played_all.wait()
+
+    async def say(self, text: str) -> None:
+        """Speaks fixed text (a greeting), sentence by sentence."""
+
+        async def sentences() -> AsyncIterator[str]:
+            yield text
+
+        await self.speak(sentences())
+
+    async def _say(self, text: str) -> None:
+        segment = self._track.begin(text)
+        self.segments.append(segment)
+        resampler: OutputResampler | None = None
+        started = time.monotonic()
+        async for chunk in self._tts.synthesize(text, self._style):
+            if resampler is None:
+                resampler = OutputResampler(chunk.rate)
+                if len(self.segments) == 1 and self._on_first_audio is not None:
+                    self._on_first_audio(round((time.monotonic() - started) * 1000))
+            self._track.write(segment, resampler.push(chunk.pcm))
+        if resampler is not None:
+            self._track.write(segment, resampler.flush())
+        self._track.finish(segment)

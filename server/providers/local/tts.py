@@ -1,0 +1,98 @@
+"""Embedded speech: Piper (neural, en_US joe) for English, espeak-ng for the languages without a neural voice."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import shutil
+import threading
+import wave
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from server.providers.base import AudioChunk, ProviderError, VoiceStyle
+from server.providers.local import weights
+from server.providers.local.threads import stream_from_thread
+
+logger = logging.getLogger(__name__)
+
+# espeak-ng voice per supported language.
+ESPEAK_VOICES = {
+    "en": "en-us", "es": "es", "fr": "fr-fr", "de": "de", "zh": "cmn", "hi": "hi", "ja": "ja",
+    "ko": "ko", "pt": "pt-br", "ar": "ar", "ru": "ru", "it": "it", "nl": "nl",
+}  # fmt: skip
+PIPER_LANGUAGES = {"en"}
+
+
+class PiperTTS:
+    """Piper streams one chunk per sentence; the caller sends it a sentence at a time."""
+
+    def __init__(self, threads: int = 1, model: Path | None = None) -> None:
+        from piper import PiperVoice  # heavy import, only when the embedded TTS is used
+
+        onnx = model or weights.ensure(weights.PIPER_JOE[0])
+        config = weights.ensure(weights.PIPER_JOE[1]) if model is None else Path(f"{model}.json")
+        self._voice = PiperVoice.load(onnx, config_path=config, use_cuda=False)
+        self.rate = self._voice.config.sample_rate
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="tts")
+
+    def _chunks(self, text: str, stop: threading.Event) -> Iterator[AudioChunk]:
+        for chunk in self._voice.synthesize(text):
+            if stop.is_set():
+                return
+            yield AudioChunk(chunk.audio_int16_array.reshape(-1), chunk.sample_rate)
+
+    async def synthesize(self, text: str, style: VoiceStyle) -> AsyncIterator[AudioChunk]:
+        async for chunk in stream_from_thread(self._executor, lambda stop: self._chunks(text, stop)):
+            yield chunk
+
+
+class EspeakTTS:
+    """espeak-ng in a subprocess (about 10 ms a sentence): every language, robotic but clear."""
+
+    def __init__(self, binary: str | None = None) -> None:
+        found = binary or shutil.which("espeak-ng")
+        if found is None:
+            raise ProviderError("espeak-ng is not installed (apt-get install espeak-ng, or run scripts/setup.sh)")
+        self._binary = found
+
+    async def synthesize(self, text: str, style: VoiceStyle) -> AsyncIterator[AudioChunk]:
+        voice = style.voice if style.voice.startswith("espeak:") else ""
+        voice = voice.removeprefix("espeak:") or ESPEAK_VOICES.get(style.language, "en-us")
+        proc = await asyncio.create_subprocess_exec(
+            self._binary, "-v", voice, "-s", "165", "--stdout", "--", text,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            out, err = await proc.communicate()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        if proc.returncode != 0:
+            raise ProviderError(f"espeak-ng failed: {err.decode(errors='replace').strip()[:200]}")
+        with wave.open(io.BytesIO(out)) as wav:
+            rate = wav.getframerate()
+            pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+        yield AudioChunk(pcm, rate)
+
+
+class LocalTTS:
+    """Routes each sentence to the best offline voice for the session's language."""
+
+    def __init__(self, piper: PiperTTS | None, espeak: EspeakTTS) -> None:
+        self._piper = piper
+        self._espeak = espeak
+
+    async def synthesize(self, text: str, style: VoiceStyle) -> AsyncIterator[AudioChunk]:
+        engine = (
+            self._piper
+            if self._piper is not None and style.language in PIPER_LANGUAGES and not style.voice.startswith("espeak:")
+            else self._espeak
+        )
+        async for chunk in engine.synthesize(text, style):
+            yield chunk

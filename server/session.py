@@ -1,0 +1,338 @@
+"""One call: inbound audio -> speech detection -> reply turns -> the outgoing track, and the events channel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from aiortc import RTCDataChannel, RTCPeerConnection
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from server.audio.inbound import VAD_RATE, WINDOW, InboundAudio
+from server.audio.outbound import Segment, SpeechTrack
+from server.audio.vad import WINDOW_MS, SileroModel, SpeechDetector, VadEvent, VadEventKind
+from server.config import Settings
+from server.dialogue.conversation import Conversation
+from server.dialogue.modes import PERSONAS, Persona
+from server.dialogue.turn import Reply
+from server.events import BadMessage, ModeChange, Reset, TextInput, parse_client_message
+from server.metrics import Metrics
+from server.providers.base import ProviderError, Providers, VoiceStyle
+
+logger = logging.getLogger(__name__)
+
+PREROLL_WINDOWS = 10  # audio kept from before the speech onset (320 ms): Whisper needs the first phoneme
+TRAILING_SILENCE_MS = 200  # silence kept after the last word
+MAX_UTTERANCE_WINDOWS = 30 * VAD_RATE // WINDOW  # Whisper reads 30 s at most
+
+
+@dataclass
+class TurnClock:
+    """Per-turn timings (monotonic seconds) for the ``metrics`` event."""
+
+    ended_at: float  # end of the person's speech as the VAD saw it, or arrival of typed text
+    stt_ms: int | None = None
+    llm_started_at: float | None = None
+    llm_first_token_ms: int | None = None
+    tts_first_audio_ms: int | None = None
+
+    def first_token(self) -> None:
+        if self.llm_started_at is not None:
+            self.llm_first_token_ms = round((time.monotonic() - self.llm_started_at) * 1000)
+
+    def first_audio(self, tts_ms: int) -> None:
+        self.tts_first_audio_ms = tts_ms
+
+
+class Call:
+    def __init__(
+        self,
+        session_id: str,
+        pc: RTCPeerConnection,
+        settings: Settings,
+        providers: Providers,
+        vad_model: SileroModel,
+        metrics: Metrics,
+        mode: str,
+        language: str,
+    ) -> None:
+        self.session_id = session_id
+        self.pc = pc
+        self.settings = settings
+        self.providers = providers
+        self.metrics = metrics
+        self.mode, self.language = mode, language
+        self.persona: Persona = PERSONAS[mode]
+        self.track = SpeechTrack(on_segment_start=self._segment_started, on_segment_done=self._segment_done)
+        self.conversation = Conversation(self.persona.system_prompt(language))
+        self.detector = SpeechDetector(settings.vad_threshold, settings.vad_start_windows, self._hangover(self.persona))
+        self._vad = vad_model.stream()
+        self._inbound = InboundAudio()
+        self._preroll: deque[np.ndarray] = deque(maxlen=PREROLL_WINDOWS)
+        self._utterance: deque[np.ndarray] | None = None
+        self._channel: RTCDataChannel | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reply_task: asyncio.Task[None] | None = None
+        self._reply: Reply | None = None
+        self._clock: TurnClock | None = None
+        self._greeted = False
+        self._rng = random.Random()
+        self.turns = 0
+        self.closed = asyncio.Event()
+        self.on_close: list[Callable[[], None]] = []
+
+    # -- wiring ---------------------------------------------------------------------------------------------
+    def attach(self) -> None:
+        pc = self.pc
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                self._spawn(self._read_audio(track))
+
+        @pc.on("datachannel")
+        def on_datachannel(channel: RTCDataChannel) -> None:
+            if channel.label != "events":
+                return
+            self._channel = channel
+            channel.on("message", self._on_message)
+            if channel.readyState == "open":
+                self._send_ready()
+            else:
+                channel.on("open", self._send_ready)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            logger.info("call %s: connection %s", self.session_id, pc.connectionState)
+            if pc.connectionState == "connected" and not self._greeted:
+                self._greeted = True
+                self._greet()
+            elif pc.connectionState in ("failed", "closed"):
+                await self.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self) -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        for callback in self.on_close:
+            callback()
+        self.track.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.track.stop()
+        await self.pc.close()
+        logger.info("call %s closed after %d turns", self.session_id, self.turns)
+
+    # -- events to the client -------------------------------------------------------------------------------
+    def send(self, kind: str, **fields: Any) -> None:
+        channel = self._channel
+        if channel is not None and channel.readyState == "open":
+            channel.send(json.dumps({"type": kind, **fields}))
+
+    def _send_ready(self) -> None:
+        self.send("ready", session_id=self.session_id, mode=self.mode, language=self.language)
+
+    def _state(self, state: str) -> None:
+        self.send("state", state=state)
+
+    # -- hearing --------------------------------------------------------------------------------------------
+    async def _read_audio(self, track: MediaStreamTrack) -> None:
+        # Always drain the track: aiortc's inbound queue is unbounded.
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            for window in self._inbound.push(frame):
+                self.hear(window)
+
+    def hear(self, window: np.ndarray) -> None:
+        """One 32 ms window. Silero takes ~0.1 ms, so it runs right here: a thread hop would cost more and
+        delay the barge-in decision."""
+        event = self.detector.update(self._vad(window))
+        if self._utterance is not None:
+            self._utterance.append(window)
+        else:
+            self._preroll.append(window)
+        if event is not None:
+            self._on_vad(event)
+
+    def _on_vad(self, event: VadEvent) -> None:
+        if event.kind is VadEventKind.START:
+            self._utterance = deque(self._preroll, maxlen=MAX_UTTERANCE_WINDOWS)
+            self._preroll.clear()
+            self.send("speech", event="start")
+            self.barge_in()
+        elif event.kind is VadEventKind.END and self._utterance is not None:
+            trailing = (event.window_ms + WINDOW_MS - event.at_ms - TRAILING_SILENCE_MS) // WINDOW_MS
+            windows = list(self._utterance)
+            if trailing > 0:
+                windows = windows[: len(windows) - trailing]
+            self._utterance = None
+            self.send("speech", event="end")
+            # The silence began (now - its length) ago: that is when the person stopped talking.
+            silence_s = (event.window_ms + WINDOW_MS - event.at_ms) / 1000
+            clock = TurnClock(ended_at=time.monotonic() - silence_s)
+            self._start_reply(self._respond(np.concatenate(windows), None, clock))
+
+    # -- barge-in -------------------------------------------------------------------------------------------
+    def barge_in(self) -> bool:
+        """Stops the bot now: the outgoing audio is dropped at once, the reply's work cancelled."""
+        task = self._reply_task
+        if task is None or task.done():
+            return False
+        self.track.clear()
+        task.cancel()
+        return True
+
+    # -- client messages ------------------------------------------------------------------------------------
+    def _on_message(self, raw: str | bytes) -> None:
+        try:
+            message = parse_client_message(raw)
+        except BadMessage as exc:
+            self.send("error", code=exc.code, message=str(exc))
+            return
+        if isinstance(message, TextInput):
+            self.barge_in()  # typed text while the bot speaks counts as a barge-in
+            self._start_reply(self._respond(None, message.text, TurnClock(ended_at=time.monotonic())))
+        elif isinstance(message, ModeChange):
+            self.barge_in()
+            self.mode = message.mode
+            self.language = message.language or self.language
+            self.persona = PERSONAS[self.mode]
+            self._restart()
+        elif isinstance(message, Reset):
+            self.barge_in()
+            self._restart()
+
+    def _restart(self) -> None:
+        self.conversation.reset(self.persona.system_prompt(self.language))
+        self.detector.hangover_ms = self._hangover(self.persona)
+        self._send_ready()
+        self._greet()
+
+    def _hangover(self, persona: Persona) -> int:
+        return persona.hangover_ms or self.settings.hangover_ms
+
+    # -- replies --------------------------------------------------------------------------------------------
+    def _start_reply(self, work: Coroutine[Any, Any, None]) -> None:
+        previous = self._reply_task
+
+        async def after_previous() -> None:
+            if previous is not None and not previous.done():
+                # Let the interrupted reply record what was heard before the next turn reads the history.
+                await asyncio.wait([previous])
+            await work
+
+        self._reply_task = self._spawn(after_previous())
+
+    def _style(self) -> VoiceStyle:
+        return VoiceStyle(instructions=self.persona.instructions, language=self.language)
+
+    def _greet(self) -> None:
+        text = self.persona.greeting(self._rng, self.language)
+        self._start_reply(self._speak_fixed(text))
+
+    async def _speak_fixed(self, text: str) -> None:
+        reply = Reply(self.track, self.providers.tts, self._style())
+        self._clock = None
+        await self._run_reply(reply, reply.say(text))
+        # Evaluate the prompt now, while the person listens, so their first turn starts warm.
+        self._spawn(self.providers.llm.warm(self.conversation.messages()))
+
+    async def _respond(self, audio: np.ndarray | None, text: str | None, clock: TurnClock) -> None:
+        self._clock = clock
+        self._state("thinking")
+        try:
+            if audio is not None:
+                started = time.monotonic()
+                text = await self.providers.stt.transcribe(audio, self.language)
+                clock.stt_ms = round((time.monotonic() - started) * 1000)
+            if not text:
+                self._state("listening")  # nothing intelligible: keep listening
+                return
+            self.turns += 1
+            self.send("transcript", role="user", text=text, interrupted=False)
+            self.conversation.add_user(text)
+            reply = Reply(
+                self.track, self.providers.tts, self._style(),
+                on_first_token=clock.first_token, on_first_audio=clock.first_audio,
+            )  # fmt: skip
+            clock.llm_started_at = time.monotonic()
+            deltas = self.providers.llm.stream(
+                self.conversation.messages(),
+                temperature=self.persona.temperature,
+                max_tokens=min(self.persona.max_tokens, self.settings.llm_max_tokens),
+            )
+            await self._run_reply(reply, reply.speak(deltas))
+        except ProviderError as exc:
+            self._fail("provider_failed", str(exc))
+        except Exception:
+            logger.exception("call %s: turn failed", self.session_id)
+            self._fail("internal", "something went wrong on the server; please try again")
+
+    async def _run_reply(self, reply: Reply, speaking: Coroutine[Any, Any, None]) -> None:
+        """Runs the reply to its end, or records what was heard when the person barges in."""
+        self._reply = reply
+        try:
+            await speaking
+        except asyncio.CancelledError:
+            self.track.clear()
+            if reply.started:
+                heard = reply.heard()
+                self.conversation.add_assistant(heard, interrupted=True)
+                self.metrics.barge_ins.inc()
+                self.send("interrupted", heard=heard)
+                self.send("transcript", role="assistant", text=heard, interrupted=True)
+            self._state("listening")
+            raise
+        finally:
+            self._reply = None
+        self.conversation.add_assistant(reply.text)
+        self.send("transcript", role="assistant", text=reply.text, interrupted=False)
+        self._state("listening")
+
+    def _fail(self, code: str, message: str) -> None:
+        self.track.clear()
+        self.send("error", code=code, message=message)
+        self._state("listening")
+
+    # -- the track's playback callbacks (run inside recv(), on the loop) ------------------------------------
+    def _segment_started(self, segment: Segment) -> None:
+        reply = self._reply
+        if reply is None or not reply.segments or segment is not reply.segments[0]:
+            return
+        self._state("speaking")
+        clock, self._clock = self._clock, None
+        if clock is None:
+            return  # the greeting has no turn metrics
+        now = time.monotonic()
+        response_ms = round((now - clock.ended_at) * 1000)
+        self.metrics.observe_turn(response_ms, clock.stt_ms)
+        self.send(
+            "metrics",
+            turn=self.turns,
+            stt_ms=clock.stt_ms,
+            llm_first_token_ms=clock.llm_first_token_ms,
+            tts_first_audio_ms=clock.tts_first_audio_ms,
+            response_ms=response_ms,
+        )
+
+    def _segment_done(self, segment: Segment) -> None:
+        if self._reply is not None and segment in self._reply.segments:
+            self._reply.segment_done(segment)
