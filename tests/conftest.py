@@ -1,0 +1,103 @@
+"""Shared fixtures: an app with scripted providers, speech clips (real ones where ../shared/audio exists,
+otherwise sentences the embedded TTS says), and a real aiortc client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiohttp.test_utils import TestServer
+
+from client.call import CallClient, read_wav
+from server.app import MODELS, create_app
+from server.config import Settings
+from server.providers.base import Providers
+from tests.fakes import fake_providers
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_AUDIO = Path(os.environ.get("PARLEY_SHARED_AUDIO", ROOT.parent / "shared" / "audio"))
+
+
+def shared_clip(relative: str) -> Path:
+    """A clip from ../shared/audio, or a skip that says why."""
+    path = SHARED_AUDIO / relative
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (the shared human speech clips are not on this machine)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tts_speech() -> Callable[[str], np.ndarray]:
+    """Says a sentence with the embedded Piper voice: int16 mono 48 kHz speech any machine can make."""
+    from client.call import RATE
+    from server.audio.outbound import OutputResampler
+    from server.providers.local.tts import PiperTTS
+
+    voice = PiperTTS()
+    cache: dict[str, np.ndarray] = {}
+
+    def say(text: str) -> np.ndarray:
+        if text not in cache:
+            chunks = list(voice._voice.synthesize(text))
+            pcm = np.concatenate([c.audio_int16_array.reshape(-1) for c in chunks])
+            resampler = OutputResampler(chunks[0].sample_rate)
+            out = np.concatenate([resampler.push(pcm), resampler.flush()])
+            assert RATE == 48_000
+            cache[text] = out
+        return cache[text]
+
+    return say
+
+
+@pytest.fixture
+def silence() -> Callable[[float], np.ndarray]:
+    return lambda seconds: np.zeros(int(seconds * 48_000), dtype=np.int16)
+
+
+@pytest.fixture
+def test_settings() -> Settings:
+    return Settings(ice_loopback=True, hangover_ms=500)
+
+
+@pytest.fixture
+async def start_server() -> AsyncIterator[Callable[..., asyncio.Future]]:
+    """Starts the app on a loopback port with the given providers; returns its base URL."""
+    servers: list[TestServer] = []
+
+    async def start(providers: Providers | None = None, settings: Settings | None = None) -> str:
+        chosen = providers or fake_providers()
+        app = create_app(settings or Settings(ice_loopback=True, hangover_ms=500), lambda _s: chosen)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        await asyncio.wait_for(app[MODELS].loaded.wait(), 120)
+        assert app[MODELS].error is None, app[MODELS].error
+        return str(server.make_url("")).rstrip("/")
+
+    yield start  # type: ignore[misc]
+    for server in servers:
+        await server.close()
+
+
+@pytest.fixture
+async def call_client() -> AsyncIterator[Callable[..., asyncio.Future]]:
+    """Opens real aiortc calls to a server; all are hung up at the end of the test."""
+    clients: list[CallClient] = []
+
+    async def open_call(url: str, mode: str | None = None, language: str | None = None) -> CallClient:
+        client = CallClient(url, mode, language)
+        clients.append(client)
+        await client.connect()
+        return client
+
+    yield open_call  # type: ignore[misc]
+    for client in clients:
+        await client.close()
+
+
+def load_clip(path: Path) -> np.ndarray:
+    return read_wav(path)
