@@ -193,6 +193,10 @@ class CallClient:
     def send(self, message: dict[str, Any]) -> None:
         self._channel.send(json.dumps(message))
 
+    def send_raw(self, raw: str | bytes) -> None:
+        """Sends ``raw`` as it is (tests of the server's validation)."""
+        self._channel.send(raw)
+
     def find(self, predicate: Callable[[dict[str, Any]], bool], after: float = 0.0) -> tuple[float, dict] | None:
         return next(((t, e) for t, e in self.events if t >= after and predicate(e)), None)
 

@@ -120,7 +120,7 @@ async def offer(request: web.Request) -> web.Response:
     try:
         sdp, mode, language = await signalling.read_offer(request)
     except signalling.OfferError as exc:
-        return signalling.json_error(400, str(exc))
+        return signalling.json_error(exc.status, str(exc))
     models = app[MODELS]
     if models.providers is None or models.vad is None:
         return signalling.json_error(503, "the server is still loading its models; try again shortly")

@@ -24,7 +24,11 @@ def json_error(status: int, message: str) -> web.Response:
 
 
 class OfferError(ValueError):
-    pass
+    """What is wrong with an offer, in words, and the HTTP status that says so."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def parse_offer(body: Any) -> tuple[str, str, str]:
@@ -44,6 +48,10 @@ def parse_offer(body: Any) -> tuple[str, str, str]:
         raise OfferError(f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}")
     if not has_two_way_audio(sdp):
         raise OfferError("the offer has no audio m-line that both sends and receives")
+    missing = [field for field in ("a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:") if field not in sdp]
+    if missing:
+        # aiortc would accept it and fail later, inside the connection: refuse it here, in words.
+        raise OfferError(f"the SDP offer cannot be used: it has no {', '.join(f[2:-1] for f in missing)}")
     return sdp, mode, language
 
 
@@ -69,11 +77,12 @@ def loopback_only(sdp: str) -> str:
 
 
 async def read_offer(request: web.Request) -> tuple[str, str, str]:
+    too_large = OfferError(f"the offer is too large: at most {MAX_OFFER_BYTES} bytes", status=413)
     if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_OFFER_BYTES, actual_size=request.content_length)
+        raise too_large
     raw = await request.content.read(MAX_OFFER_BYTES + 1)
     if len(raw) > MAX_OFFER_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_OFFER_BYTES, actual_size=len(raw))
+        raise too_large
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

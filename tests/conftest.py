@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from client.call import CallClient, read_wav
@@ -64,7 +65,13 @@ def test_settings() -> Settings:
 
 
 @pytest.fixture
-async def start_server() -> AsyncIterator[Callable[..., asyncio.Future]]:
+def started_apps() -> list[web.Application]:
+    """The apps ``start_server`` started, in order: for tests that look inside the server (e.g. its calls)."""
+    return []
+
+
+@pytest.fixture
+async def start_server(started_apps: list[web.Application]) -> AsyncIterator[Callable[..., asyncio.Future]]:
     """Starts the app on a loopback port with the given providers; returns its base URL."""
     servers: list[TestServer] = []
 
@@ -74,6 +81,7 @@ async def start_server() -> AsyncIterator[Callable[..., asyncio.Future]]:
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         servers.append(server)
+        started_apps.append(app)
         await asyncio.wait_for(app[MODELS].loaded.wait(), 120)
         assert app[MODELS].error is None, app[MODELS].error
         return str(server.make_url("")).rstrip("/")

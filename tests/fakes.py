@@ -74,7 +74,5 @@ class FakeTTS:
             yield AudioChunk(tone[i : i + TONE_RATE // 10], TONE_RATE)
 
 
-def fake_providers(
-    stt: FakeSTT | None = None, llm: FakeLLM | None = None, tts: FakeTTS | None = None
-) -> Providers:
+def fake_providers(stt: FakeSTT | None = None, llm: FakeLLM | None = None, tts: FakeTTS | None = None) -> Providers:
     return Providers(stt=stt or FakeSTT(), llm=llm or FakeLLM(), tts=tts or FakeTTS())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
@@ -35,3 +37,139 @@ async def test_spoken_turn_is_heard_and_answered(start_server, call_client, tts_
     assert metrics["stt_ms"] is not None and metrics["response_ms"] > 0
     # The reply was audible at the client after the person stopped talking.
     assert call.recording.first_loud_after(end_t) is not None
+
+
+LONG_REPLY = (
+    "Let me explain this slowly and carefully. A process owns its memory and its resources. "
+    "A thread runs inside a process and shares that memory with the other threads. "
+    "That is why threads are cheaper to start but need locks. Does that make sense to you?"
+)
+
+
+async def test_barge_in_stops_the_bot_at_once_and_history_keeps_what_was_heard(
+    start_server, call_client, tts_speech, silence
+):
+    stt = FakeSTT("wait, I know this one")
+    llm = FakeLLM(LONG_REPLY, "Oh, sorry, go ahead.")
+    url = await start_server(fake_providers(stt, llm, FakeTTS(seconds_per_word=0.2)))
+    call = await call_client(url, mode="chat")
+    greeted = await call.wait_listening()
+
+    call.send({"type": "text", "text": "tell me about threads"})
+    speaking_t, _ = await call.wait_for(is_("state", state="speaking"), 10, greeted)
+    # Let about 1.5 s of the reply play (the whole reply is about 10 s), then talk over it.
+    await asyncio.sleep(1.5)
+    call.mic.play(np.concatenate([tts_speech("Wait, I know this one."), silence(1.5)]))
+    vad_t, _ = await call.wait_for(is_("speech", event="start"), 10, speaking_t)
+    _, interrupted = await call.wait_for(is_("interrupted"), 5, speaking_t)
+    _, said = await call.wait_for(is_("transcript", role="assistant", interrupted=True), 5, speaking_t)
+    next_turn_t, _ = await call.wait_for(is_("transcript", role="user", text="wait, I know this one"), 10, vad_t)
+
+    # Media timeline: loud reply audio before the barge-in; none from just after the VAD fired until the
+    # next reply (a frame in flight and the receiver's jitter buffer may still be arriving: 250 ms margin).
+    assert call.recording.first_loud_after(speaking_t) is not None
+    late = [
+        a
+        for a, lv in zip(call.recording.arrivals, call.recording.levels, strict=True)
+        if vad_t + 0.25 < a < next_turn_t and lv > -45
+    ]
+    assert late == [], f"bot audio kept arriving {late[-1] - vad_t:.2f} s after the barge-in"
+    last = max(a for a, lv in zip(call.recording.arrivals, call.recording.levels, strict=True)
+               if a < next_turn_t and lv > -45)  # fmt: skip
+    print(f"bot audio stopped {1000 * (last - vad_t):.0f} ms after the speech start event")
+
+    # What was heard is a strict prefix of the reply, and about as long as the audio that was played.
+    heard = interrupted["heard"]
+    assert said["text"] == heard
+    assert heard and LONG_REPLY.startswith(heard.rstrip(".")[: len(heard) - 2])
+    assert len(heard.split()) < len(LONG_REPLY.split()) // 2
+    played_words = (vad_t - speaking_t) / 0.2
+    assert abs(len(heard.split()) - played_words) <= 4, (heard, played_words)
+
+    # The model's next prompt holds only what was heard, marked, and the person's words flagged.
+    await call.wait_for(is_("transcript", role="assistant", interrupted=False), 10, next_turn_t)
+    history = llm.requests[-1]
+    assert history[-2] == {"role": "assistant", "content": heard + "..."}
+    assert history[-1] == {"role": "user", "content": "[INTERRUPTED] wait, I know this one"}
+    assert llm.cancelled == 0 or llm.cancelled == 1  # the stream may have finished before the barge-in
+
+
+async def test_typed_text_is_answered_like_speech(start_server, call_client):
+    llm = FakeLLM("Typed questions work too.")
+    url = await start_server(fake_providers(llm=llm))
+    call = await call_client(url, mode="chat")
+    greeted = await call.wait_listening()
+    call.send({"type": "text", "text": "  Can you read this?  "})
+    await call.wait_for(is_("transcript", role="user", text="Can you read this?"), 5, greeted)
+    _, metrics = await call.wait_for(is_("metrics", turn=1), 10, greeted)
+    _, said = await call.wait_for(is_("transcript", role="assistant"), 10, greeted)
+    assert metrics["stt_ms"] is None and metrics["response_ms"] > 0
+    assert said["text"] == "Typed questions work too."
+    assert call.recording.first_loud_after(greeted) is not None
+    assert llm.requests[-1][-1] == {"role": "user", "content": "Can you read this?"}
+
+
+async def test_typed_text_while_the_bot_speaks_interrupts_it(start_server, call_client):
+    llm = FakeLLM(LONG_REPLY, "Sure, switching topics.")
+    url = await start_server(fake_providers(llm=llm))
+    call = await call_client(url, mode="chat")
+    greeted = await call.wait_listening()
+    call.send({"type": "text", "text": "explain threads"})
+    speaking_t, _ = await call.wait_for(is_("state", state="speaking"), 10, greeted)
+    call.send({"type": "text", "text": "actually, something else"})
+    await call.wait_for(is_("interrupted"), 5, speaking_t)
+    _, said = await call.wait_for(is_("transcript", role="assistant", interrupted=False), 10, speaking_t)
+    assert said["text"] == "Sure, switching topics."
+    assert llm.requests[-1][-1]["content"] == "[INTERRUPTED] actually, something else"
+
+
+async def test_bad_messages_get_an_error_event_and_the_call_goes_on(start_server, call_client):
+    url = await start_server(fake_providers(llm=FakeLLM("Still here.")))
+    call = await call_client(url, mode="chat")
+    greeted = await call.wait_listening()
+    bad = ["not json", "[1, 2]", '{"type": "dance"}', '{"type": "text", "text": ""}',
+           '{"type": "text", "text": "' + "x" * 2001 + '"}', '{"type": "mode", "mode": "karaoke"}',
+           "x" * 17_000]  # fmt: skip
+    for raw in bad:
+        call.send_raw(raw)
+    errors: list[dict] = []
+    for _ in range(50):
+        errors = [e for t, e in call.events if t >= greeted and e["type"] == "error"]
+        if len(errors) == len(bad):
+            break
+        await asyncio.sleep(0.1)
+    assert [e["code"] for e in errors] == ["bad_message"] * 4 + ["too_large", "bad_message", "too_large"]
+    call.send({"type": "text", "text": "are you still there?"})
+    _, said = await call.wait_for(is_("transcript", role="assistant"), 10, greeted)
+    assert said["text"] == "Still here."
+
+
+async def test_a_failing_model_is_reported_and_the_next_turn_works(start_server, call_client):
+    llm = FakeLLM("Back on track.", fail_times=1)
+    url = await start_server(fake_providers(llm=llm))
+    call = await call_client(url, mode="chat")
+    greeted = await call.wait_listening()
+    call.send({"type": "text", "text": "first try"})
+    _, error = await call.wait_for(is_("error"), 10, greeted)
+    assert error["code"] == "provider_failed" and "language model" in error["message"]
+    failed_t, _ = await call.wait_for(is_("state", state="listening"), 5, greeted)
+    call.send({"type": "text", "text": "second try"})
+    _, said = await call.wait_for(is_("transcript", role="assistant"), 10, failed_t)
+    assert said["text"] == "Back on track."
+
+
+async def test_reset_forgets_the_conversation(start_server, call_client):
+    llm = FakeLLM("Noted.")
+    url = await start_server(fake_providers(llm=llm))
+    call = await call_client(url, mode="chat")
+    greeted = await call.wait_listening()
+    call.send({"type": "text", "text": "my name is Ada"})
+    await call.wait_for(is_("transcript", role="assistant", text="Noted."), 10, greeted)
+    call.send({"type": "reset"})
+    ready_t, ready = await call.wait_for(is_("ready"), 5, greeted)
+    assert ready["session_id"] == call.session_id
+    await call.wait_listening(after=ready_t)
+    call.send({"type": "text", "text": "what is my name?"})
+    await call.wait_for(is_("transcript", role="assistant", text="Noted."), 10, ready_t)
+    contents = [m["content"] for m in llm.requests[-1]]
+    assert "my name is Ada" not in contents and contents[-1] == "what is my name?"

@@ -1,0 +1,78 @@
+"""The server under test, started as its own process (``python -m server``) on a free loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """``python -m server --port N`` with loopback-only ICE; its log goes to a temporary file."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        fd, name = tempfile.mkstemp(prefix="parley-bench-server-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(name)
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "PARLEY_ICE_LOOPBACK": "1"}
+        with self.log_path.open("wb") as log:
+            # The same interpreter as the bench (.venv/bin/python), from the repository root.
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(self.port)],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    async def wait_healthy(self, timeout: float = 240.0) -> float:
+        """Polls GET /healthz until 200 (the models are loaded); returns the seconds it took."""
+        started = time.monotonic()
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() - started < timeout:
+                if self._proc is not None and self._proc.poll() is not None:
+                    raise RuntimeError(f"the server exited with {self._proc.returncode}:\n{self.log_tail()}")
+                try:
+                    async with http.get(f"{self.url}/healthz") as resp:
+                        if resp.status == 200:
+                            return time.monotonic() - started
+                except aiohttp.ClientError:
+                    pass  # not listening yet
+                await asyncio.sleep(0.5)
+        raise TimeoutError(f"the server was not healthy after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGINT first so aiohttp closes every call cleanly; kill it only if it hangs."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"

@@ -1,0 +1,166 @@
+"""The call page in a real browser: Debian's Chromium, driven by Playwright, talks to the app over WebRTC.
+
+Chromium's fake microphone plays a WAV file; the model stages are scripted fakes (the VAD is the real Silero
+model). The test checks what a person would notice: the bot heard them, answered out loud, and the page said
+so (state label, transcript), and that hanging up ends the call on the server too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from aiohttp import web
+
+from client.call import RATE, write_wav
+from server.app import CALLS
+from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
+
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+SAID = "What is the difference between a process and a thread?"
+HEARD = "what is a thread"
+REPLY = "A thread shares memory with its process. Want another question?"
+# Leading silence: the file starts playing at getUserMedia, before the call is connected and greeted; the
+# speech must start after the chat greeting (at most 0.9 s of tone) or it would count as a barge-in.
+LEAD_S = 3.0
+LOUD = 0.05  # RMS (full scale 1.0) above which the page counts remote audio as sound; FakeTTS is ~0.35
+
+# Runs in the page before app.js: records every data-channel event, every change of the state label, and
+# the level of the remote stream (the <audio id="remote"> element's srcObject), each with performance.now().
+PROBE = """
+window.__probe = { events: [], states: [], levels: [] };
+window.addEventListener("parley-event", (e) => __probe.events.push({ t: performance.now(), ...e.detail }));
+document.addEventListener("DOMContentLoaded", () => {
+  const label = document.getElementById("state"), remote = document.getElementById("remote");
+  new MutationObserver(() => __probe.states.push({ t: performance.now(), text: label.textContent }))
+    .observe(label, { childList: true, characterData: true, subtree: true });
+  let analyser = null;
+  const data = new Float32Array(1024);
+  setInterval(() => {
+    if (!analyser && remote.srcObject) {
+      const ctx = new AudioContext();
+      analyser = ctx.createAnalyser();
+      analyser.fftSize = data.length;
+      ctx.createMediaStreamSource(remote.srcObject).connect(analyser);
+    }
+    if (!analyser) return;
+    analyser.getFloatTimeDomainData(data);
+    let sum = 0;
+    for (const v of data) sum += v * v;
+    __probe.levels.push({ t: performance.now(), rms: Math.sqrt(sum / data.length) });
+  }, 20);
+});
+"""
+
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required",
+    # In a namespace with only loopback: let WebRTC use 127.0.0.1 and show it (not an mDNS name).
+    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
+]  # fmt: skip
+
+
+def at(item: dict[str, Any]) -> float:
+    return float(item["t"])
+
+
+def first(items: list[dict[str, Any]], test: Callable[[dict[str, Any]], bool], after: float = 0.0) -> dict:
+    found = next((i for i in items if i["t"] >= after and test(i)), None)
+    assert found is not None, f"nothing matched after {after:.0f} ms in {items}"
+    return found
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} is missing (apt-get install chromium to run it)")
+async def test_a_person_talks_to_the_bot_in_chromium(
+    start_server: Callable[..., Any],
+    started_apps: list[web.Application],
+    tts_speech: Callable[[str], np.ndarray],
+    silence: Callable[[float], np.ndarray],
+    tmp_path: Path,
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    speech = tts_speech(SAID)
+    mic = tmp_path / "mic.wav"
+    write_wav(mic, np.concatenate([silence(LEAD_S), speech, silence(2.0)]))
+    stt = FakeSTT(HEARD)
+    url = await start_server(fake_providers(stt, FakeLLM(REPLY), FakeTTS()))
+    app = started_apps[-1]
+
+    args = [*FLAGS, f"--use-file-for-fake-audio-capture={mic}%noloop"]
+    async with async_playwright() as p:
+        # A persistent context is how Playwright takes a --user-data-dir: a fresh one in tmp_path.
+        browser = await p.chromium.launch_persistent_context(
+            tmp_path / "profile", executable_path=CHROMIUM, headless=True, args=args
+        )
+        try:
+            page = browser.pages[0] if browser.pages else await browser.new_page()
+            await page.add_init_script(PROBE)
+            await page.goto(url + "/")
+            await page.select_option("#mode", "chat")  # the shortest greeting
+            clicked = await page.evaluate("performance.now()")
+            await page.click("#call")
+            # The turn is over when the reply's transcript has come (sent once all of it was played).
+            await page.wait_for_function(
+                """(reply) => __probe.events.some((e) => e.type === "transcript" && e.text === reply)
+                   && document.getElementById("state").textContent === "Listening" """,
+                arg=REPLY,
+                timeout=25_000,
+            )
+            await page.screenshot(path=str(tmp_path / "mid-call.png"))
+            probe: dict[str, list[dict[str, Any]]] = await page.evaluate("__probe")
+            transcript = page.locator("#transcript li")
+            await expect(transcript).to_have_text([re.compile(r"^Bot: \S"), f"You: {HEARD}", f"Bot: {REPLY}"])
+            assert len(app[CALLS]) == 1
+            call = next(iter(app[CALLS].values()))
+
+            await page.click("#call")  # End call
+            await expect(page.locator("#state")).to_have_text("Not in a call")
+            import time
+
+            t = time.monotonic()
+            await asyncio.wait_for(call.closed.wait(), 10)
+            print("closed after", time.monotonic() - t)
+            assert app[CALLS] == {}
+        finally:
+            await browser.close()
+
+    events, states, levels = probe["events"], probe["states"], probe["levels"]
+    # On failure, the page's timeline (ms after the click) says what happened when.
+    timeline = "\n".join(
+        f"{x['t'] - clicked:7.0f} {x if 'type' in x else x['text']}" for x in sorted(events + states, key=at)
+    )
+
+    def loud(after: float, before: float) -> list[float]:
+        return [lv["t"] for lv in levels if after < lv["t"] < before and lv["rms"] > LOUD]
+
+    # (a) The server heard the speech: the VAD fired, the user's line came back, and STT got about the
+    # sentence's length of audio (the server adds 0.3 s of pre-roll and 0.2 s of trailing silence).
+    start = first(events, lambda e: e["type"] == "speech" and e["event"] == "start")
+    said = first(events, lambda e: e["type"] == "transcript" and e["role"] == "user", start["t"])
+    assert said["text"] == HEARD
+    assert len(stt.calls) == 1 and abs(stt.calls[0][0] - speech.size / RATE) < 0.8, stt.calls
+    assert not [e for e in events if e["type"] == "interrupted"], f"speech overlapped the greeting:\n{timeline}"
+
+    # (c) The label followed the call: greeting spoken, listening, thinking about the turn, speaking the
+    # reply, listening again.
+    labels = [s["text"] for s in states]
+    expected = ["Connecting…", "Speaking", "Listening", "Thinking…", "Speaking", "Listening"]
+    assert labels[: len(expected)] == expected, timeline
+    greeting, greeted, thinking, speaking, listening = (s["t"] for s in states[1:6])
+    assert greeted < start["t"] < thinking < said["t"] < speaking, timeline
+
+    # (b) Sound came while the label said "Speaking" and not while it said "Listening": the greeting, then
+    # the reply after the user's line. The receiver's jitter buffer delays sound by tens of ms: 300 ms margin.
+    assert loud(greeting - 100, greeted + 300), f"no greeting audio; loudest {max(lv['rms'] for lv in levels)}"
+    assert not loud(greeted + 300, speaking), f"sound while listening:\n{timeline}"
+    reply = loud(said["t"], listening + 300)
+    assert reply and speaking - 100 < reply[0] and reply[-1] - reply[0] > 500, (reply, timeline)
+    assert not loud(listening + 300, float("inf")), f"sound after the reply:\n{timeline}"

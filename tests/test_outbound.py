@@ -1,0 +1,84 @@
+"""The outgoing track: paced 20 ms frames, pts that never reset, silence right after clear()."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from server.audio.outbound import FRAME_SAMPLES, OUT_RATE, OutputResampler, SpeechTrack
+
+
+def tone(seconds: float, rate: int = OUT_RATE) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * 32767 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)
+
+
+async def test_frames_are_paced_on_the_clock_with_continuous_pts():
+    track = SpeechTrack()
+    started = time.monotonic()
+    frames = [await track.recv() for _ in range(25)]
+    elapsed = time.monotonic() - started
+    # 25 frames: the first goes at once, the other 24 at 20 ms steps.
+    assert 0.44 <= elapsed < 0.75, elapsed
+    assert [f.pts for f in frames] == [i * FRAME_SAMPLES for i in range(25)]
+    assert all(f.samples == FRAME_SAMPLES and f.sample_rate == OUT_RATE for f in frames)
+    assert all(not f.to_ndarray().any() for f in frames)  # silence when idle
+    track.stop()
+
+
+async def test_clear_silences_the_next_frame_and_keeps_pts_running():
+    done: list[str] = []
+    track = SpeechTrack(on_segment_done=lambda s: done.append(s.text))
+    segment = track.begin("a long sentence")
+    track.write(segment, tone(2.0))
+    track.finish(segment)
+    loud = [await track.recv() for _ in range(10)]
+    assert all(np.abs(f.to_ndarray()).max() > 10_000 for f in loud)
+    playing = track.clear()
+    assert playing is segment and segment.played == 10 * FRAME_SAMPLES
+    assert abs(segment.played_fraction - 0.1) < 1e-6  # 0.2 s of 2 s
+    after = [await track.recv() for _ in range(10)]
+    assert all(not f.to_ndarray().any() for f in after)  # nothing audible after clear()
+    assert [f.pts for f in loud + after] == [i * FRAME_SAMPLES for i in range(20)]
+    assert not track.busy and done == []  # a cleared segment is never reported as played
+    track.stop()
+
+
+async def test_segments_play_in_order_and_report_when_done():
+    started: list[str] = []
+    done: list[str] = []
+    track = SpeechTrack(
+        on_segment_start=lambda s: started.append(s.text), on_segment_done=lambda s: done.append(s.text)
+    )
+    for text, seconds in (("one", 0.05), ("two", 0.03)):
+        segment = track.begin(text)
+        track.write(segment, tone(seconds))
+        track.finish(segment)
+    frames = [await track.recv() for _ in range(6)]
+    assert started == ["one", "two"] and done == ["one", "two"]
+    audio = np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
+    assert np.abs(audio[: int(0.08 * OUT_RATE)]).max() > 10_000 and not audio[int(0.08 * OUT_RATE) :].any()
+    track.stop()
+
+
+async def test_an_unfinished_segment_waits_with_silence_for_more_audio():
+    track = SpeechTrack()
+    segment = track.begin("streaming")
+    track.write(segment, tone(0.02))
+    first, gap = await track.recv(), await track.recv()
+    assert np.abs(first.to_ndarray()).max() > 10_000 and not gap.to_ndarray().any()
+    assert track.busy  # still expecting the rest of the sentence
+    track.write(segment, tone(0.02))
+    assert np.abs((await track.recv()).to_ndarray()).max() > 10_000
+    track.stop()
+
+
+def test_tts_audio_is_resampled_to_48k_without_losing_length():
+    for rate in (16_000, 22_050, 24_000):
+        resampler = OutputResampler(rate)
+        source = tone(1.0, rate)
+        out = np.concatenate(
+            [resampler.push(source[: rate // 2]), resampler.push(source[rate // 2 :]), resampler.flush()]
+        )
+        assert abs(out.size - OUT_RATE) < 100, (rate, out.size)
