@@ -109,3 +109,11 @@ async def call_client() -> AsyncIterator[Callable[..., asyncio.Future]]:
 
 def load_clip(path: Path) -> np.ndarray:
     return read_wav(path)
+
+
+@pytest.fixture(scope="session")
+def real_providers() -> Providers:
+    """The embedded models (Whisper base, Qwen2.5-Coder-1.5B, Piper), loaded once for the session."""
+    from server.providers.local import load_local
+
+    return load_local(Settings())

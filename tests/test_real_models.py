@@ -1,0 +1,41 @@
+"""One real turn through the embedded models: a spoken question in, a sensible spoken answer out."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from client.call import RATE
+from server.config import Settings
+
+pytestmark = pytest.mark.real_models
+
+
+def words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z']+", text.lower()))
+
+
+async def test_a_spoken_question_gets_a_sensible_spoken_answer(
+    start_server, call_client, tts_speech, silence, real_providers
+):
+    url = await start_server(real_providers, Settings(ice_loopback=True, hangover_ms=700))
+    call = await call_client(url, mode="chat")
+    greeted = await call.wait_listening(timeout=60)
+
+    call.mic.play(np.concatenate([tts_speech("What is the capital city of France?"), silence(2.0)]))
+    user_t, user = await call.wait_for(lambda e: e["type"] == "transcript" and e["role"] == "user", 60, greeted)
+    assert {"capital", "france"} <= words(user["text"]), user["text"]
+    said_t, said = await call.wait_for(lambda e: e["type"] == "transcript" and e["role"] == "assistant", 120, user_t)
+    assert "paris" in words(said["text"]), said["text"]
+    _, metrics = next((t, e) for t, e in call.events if e["type"] == "metrics")
+    assert metrics["turn"] == 1 and metrics["response_ms"] > 0
+
+    # What reached the client is audible speech that says the same thing: Whisper reads it back.
+    reply = call.recording.audio_between(user_t, said_t + 0.5)
+    assert reply.size > RATE  # more than a second of audio
+    heard = await real_providers.stt.transcribe(reply[::3].astype(np.float32) / 32768, "en")
+    assert "paris" in words(heard), heard
+    overlap = len(words(heard) & words(said["text"])) / len(words(said["text"]))
+    assert overlap >= 0.5, (heard, said["text"])
