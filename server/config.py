@@ -25,8 +25,9 @@ class Settings:
     stt: str = "local"
     llm: str = "local"
     tts: str = "local"
-    # Silence (ms) after the person's last speech before their turn is taken as finished.
-    hangover_ms: int = 700
+    # Silence (ms) after the person's last speech before their turn is taken as finished; unset: per mode
+    # (interview 900, language practice 1000, chat 700: answers and learners pause longer).
+    hangover_ms: int | None = None
     # VAD speech probability that starts speech; speech ends below threshold - 0.15 (hysteresis).
     vad_threshold: float = 0.5
     # Consecutive 32 ms windows above the threshold needed to confirm speech (and barge in).
@@ -58,7 +59,7 @@ class Settings:
         for stage in ("stt", "llm", "tts"):
             if getattr(self, stage) not in PROVIDERS:
                 raise ValueError(f"PARLEY_{stage.upper()} must be one of {', '.join(PROVIDERS)}")
-        if not 100 <= self.hangover_ms <= 5000:
+        if self.hangover_ms is not None and not 100 <= self.hangover_ms <= 5000:
             raise ValueError("PARLEY_HANGOVER_MS must be between 100 and 5000")
         if not 0.15 < self.vad_threshold < 1:
             raise ValueError("PARLEY_VAD_THRESHOLD must be between 0.15 and 1")
@@ -66,7 +67,7 @@ class Settings:
 
 def _convert(kind: object, name: str, raw: str) -> object:
     try:
-        if kind in (int, "int"):
+        if kind in (int, "int", "int | None"):
             return int(raw)
         if kind in (float, "float"):
             return float(raw)

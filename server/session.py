@@ -83,6 +83,7 @@ class Call:
         self._reply_task: asyncio.Task[None] | None = None
         self._reply: Reply | None = None
         self._clock: TurnClock | None = None
+        self._speculation: tuple[asyncio.Task[None], asyncio.Event] | None = None
         self._greeted = False
         self._rng = random.Random()
         self.turns = 0
@@ -173,22 +174,31 @@ class Call:
             self._on_vad(event)
 
     def _on_vad(self, event: VadEvent) -> None:
-        if event.kind is VadEventKind.START:
+        kind = event.kind
+        if kind is VadEventKind.START:
             self._utterance = deque(self._preroll, maxlen=MAX_UTTERANCE_WINDOWS)
             self._preroll.clear()
             self.send("speech", event="start")
             self.barge_in()
-        elif event.kind is VadEventKind.END and self._utterance is not None:
-            trailing = (event.window_ms + WINDOW_MS - event.at_ms - TRAILING_SILENCE_MS) // WINDOW_MS
-            windows = list(self._utterance)
-            if trailing > 0:
-                windows = windows[: len(windows) - trailing]
+        elif kind is VadEventKind.PAUSE and self._utterance is not None:
+            # Start on the reply now, while the hang-over runs; it is dropped if the person goes on.
+            silence_s = (event.window_ms + WINDOW_MS - event.at_ms) / 1000
+            confirmed = asyncio.Event()
+            clock = TurnClock(ended_at=time.monotonic() - silence_s)
+            audio = np.concatenate(list(self._utterance))
+            self._speculation = (self._start_reply(self._respond(audio, None, clock, confirmed)), confirmed)
+        elif kind is VadEventKind.RESUME and self._speculation is not None:
+            self._speculation[0].cancel()
+            self._speculation = None
+        elif kind is VadEventKind.END and self._utterance is not None:
             self._utterance = None
             self.send("speech", event="end")
-            # The silence began (now - its length) ago: that is when the person stopped talking.
-            silence_s = (event.window_ms + WINDOW_MS - event.at_ms) / 1000
-            clock = TurnClock(ended_at=time.monotonic() - silence_s)
-            self._start_reply(self._respond(np.concatenate(windows), None, clock))
+            if self._speculation is not None:
+                task, confirmed = self._speculation
+                confirmed.set()
+                self._speculation = None
+                if not task.done():  # done already: transcription found no words
+                    self._state("thinking")
 
     # -- barge-in -------------------------------------------------------------------------------------------
     def barge_in(self) -> bool:
@@ -227,19 +237,24 @@ class Call:
         self._greet()
 
     def _hangover(self, persona: Persona) -> int:
-        return persona.hangover_ms or self.settings.hangover_ms
+        return self.settings.hangover_ms or persona.hangover_ms
 
     # -- replies --------------------------------------------------------------------------------------------
-    def _start_reply(self, work: Coroutine[Any, Any, None]) -> None:
+    def _start_reply(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         previous = self._reply_task
 
         async def after_previous() -> None:
-            if previous is not None and not previous.done():
-                # Let the interrupted reply record what was heard before the next turn reads the history.
-                await asyncio.wait([previous])
+            try:
+                if previous is not None and not previous.done():
+                    # Let the interrupted reply record what was heard before the next turn reads the history.
+                    await asyncio.wait([previous])
+            except asyncio.CancelledError:
+                work.close()  # cancelled before it began
+                raise
             await work
 
         self._reply_task = self._spawn(after_previous())
+        return self._reply_task
 
     def _style(self) -> VoiceStyle:
         return VoiceStyle(instructions=self.persona.instructions, language=self.language)
@@ -255,36 +270,52 @@ class Call:
         # Evaluate the prompt now, while the person listens, so their first turn starts warm.
         self._spawn(self.providers.llm.warm(self.conversation.messages()))
 
-    async def _respond(self, audio: np.ndarray | None, text: str | None, clock: TurnClock) -> None:
+    async def _respond(
+        self, audio: np.ndarray | None, text: str | None, clock: TurnClock, confirmed: asyncio.Event | None = None
+    ) -> None:
+        """One turn. With ``confirmed`` it is speculative: transcription, generation and the first sentence's
+        synthesis go ahead, but nothing is said or recorded until the session confirms the turn is over."""
         self._clock = clock
-        self._state("thinking")
+        gate = asyncio.Event()
+        speaking: asyncio.Task[None] | None = None
+        if confirmed is None:
+            self._state("thinking")
         try:
             if audio is not None:
                 started = time.monotonic()
                 text = await self.providers.stt.transcribe(audio, self.language)
                 clock.stt_ms = round((time.monotonic() - started) * 1000)
-            if not text:
-                self._state("listening")  # nothing intelligible: keep listening
+            if not text:  # nothing intelligible (a cough, noise): keep listening
+                if confirmed is None or confirmed.is_set():
+                    self._state("listening")
                 return
-            self.turns += 1
-            self.send("transcript", role="user", text=text, interrupted=False)
-            self.conversation.add_user(text)
             reply = Reply(
                 self.track, self.providers.tts, self._style(),
-                on_first_token=clock.first_token, on_first_audio=clock.first_audio,
+                on_first_token=clock.first_token, on_first_audio=clock.first_audio, gate=gate,
             )  # fmt: skip
-            clock.llm_started_at = time.monotonic()
             deltas = self.providers.llm.stream(
-                self.conversation.messages(),
+                self.conversation.with_user(text),
                 temperature=self.persona.temperature,
                 max_tokens=min(self.persona.max_tokens, self.settings.llm_max_tokens),
             )
-            await self._run_reply(reply, reply.speak(deltas))
+            clock.llm_started_at = time.monotonic()
+            speaking = asyncio.ensure_future(self._run_reply(reply, reply.speak(deltas)))
+            if confirmed is not None:
+                await confirmed.wait()
+            self.turns += 1
+            self.send("transcript", role="user", text=text, interrupted=False)
+            self.conversation.add_user(text)
+            gate.set()
+            await speaking
         except ProviderError as exc:
             self._fail("provider_failed", str(exc))
         except Exception:
             logger.exception("call %s: turn failed", self.session_id)
             self._fail("internal", "something went wrong on the server; please try again")
+        finally:
+            if speaking is not None and not speaking.done():
+                speaking.cancel()  # dropped speculation: the person went on talking
+                await asyncio.wait([speaking])
 
     async def _run_reply(self, reply: Reply, speaking: Coroutine[Any, Any, None]) -> None:
         """Runs the reply to its end, or records what was heard when the person barges in."""
@@ -299,7 +330,8 @@ class Call:
                 self.metrics.barge_ins.inc()
                 self.send("interrupted", heard=heard)
                 self.send("transcript", role="assistant", text=heard, interrupted=True)
-            self._state("listening")
+            if reply.confirmed:  # a dropped speculation was never announced
+                self._state("listening")
             raise
         finally:
             self._reply = None

@@ -173,3 +173,25 @@ async def test_reset_forgets_the_conversation(start_server, call_client):
     await call.wait_for(is_("transcript", role="assistant", text="Noted."), 10, ready_t)
     contents = [m["content"] for m in llm.requests[-1]]
     assert "my name is Ada" not in contents and contents[-1] == "what is my name?"
+
+
+async def test_work_started_in_a_pause_is_dropped_when_the_person_goes_on(
+    start_server, call_client, tts_speech, silence
+):
+    stt = FakeSTT("I think", "I think threads share memory")
+    llm = FakeLLM("That is right.")
+    url = await start_server(fake_providers(stt, llm))  # the fixture's hang-over is 500 ms
+    call = await call_client(url, mode="chat")
+    greeted = await call.wait_listening()
+
+    first, second = tts_speech("I think"), tts_speech("threads share memory.")
+    call.mic.play(np.concatenate([first, silence(0.3), second, silence(1.5)]))
+    _, said = await call.wait_for(is_("transcript", role="assistant"), 15, greeted)
+
+    # The pause started a transcription (of the first words only); the person went on, so it was dropped.
+    assert len(stt.calls) == 2 and stt.calls[0][0] < stt.calls[1][0]
+    users = [e["text"] for t, e in call.events if t > greeted and e["type"] == "transcript" and e["role"] == "user"]
+    assert users == ["I think threads share memory"]
+    assert said["text"] == "That is right."
+    assert [m["content"] for m in llm.requests[-1] if m["role"] == "user"] == ["I think threads share memory"]
+    assert [e["event"] for t, e in call.events if t > greeted and e["type"] == "speech"] == ["start", "end"]

@@ -34,11 +34,16 @@ class Conversation:
         self.history: list[Message] = []
         self._interrupted = False
 
+    def _user_content(self, text: str) -> str:
+        return f"{INTERRUPTED_MARK} {text}" if self._interrupted else text
+
     def add_user(self, text: str) -> None:
-        if self._interrupted:
-            text = f"{INTERRUPTED_MARK} {text}"
-            self._interrupted = False
-        self._append(Message("user", text))
+        self._append(Message("user", self._user_content(text)))
+        self._interrupted = False
+
+    def with_user(self, text: str) -> list[ChatMessage]:
+        """The messages as they will be once ``text`` is added, without adding it (speculative turns)."""
+        return [*self.messages(), {"role": "user", "content": self._user_content(text)}]
 
     def add_assistant(self, text: str, interrupted: bool = False) -> None:
         if interrupted:

@@ -29,7 +29,7 @@ class Persona:
     openers: tuple[str, ...] = ("",)  # first questions, for modes that lead
     temperature: float = 0.7
     max_tokens: int = 120
-    hangover_ms: int | None = None  # None: the server's default
+    hangover_ms: int = 800  # silence that ends a turn, unless PARLEY_HANGOVER_MS sets one for every mode
     instructions: str = ""  # speaking style, for engines that take directions
     localized_greetings: tuple[tuple[str, str], ...] = ()  # (language, greeting), over ``greetings``
 

@@ -26,12 +26,16 @@ class Reply:
         style: VoiceStyle,
         on_first_token: Callable[[], None] | None = None,
         on_first_audio: Callable[[int], None] | None = None,
+        gate: asyncio.Event | None = None,
     ) -> None:
         self._track = track
         self._tts = tts
         self._style = style
         self._on_first_token = on_first_token
         self._on_first_audio = on_first_audio
+        # Audio is held back until the gate opens: a speculative reply is prepared while the person may still
+        # go on talking, and only reaches the track once their turn is confirmed over.
+        self._gate = gate
         self.segments: list[Segment] = []
         self._done: set[Segment] = set()
         self._synthesized = False
@@ -42,6 +46,11 @@ class Reply:
     def started(self) -> bool:
         """True once any of its audio has gone out."""
         return any(s.played for s in self.segments)
+
+    @property
+    def confirmed(self) -> bool:
+        """False while a speculative reply still waits for the person's turn to end."""
+        return self._gate is None or self._gate.is_set()
 
     @property
     def text(self) -> str:
@@ -110,16 +119,27 @@ class Reply:
         await self.speak(sentences())
 
     async def _say(self, text: str) -> None:
-        segment = self._track.begin(text)
-        self.segments.append(segment)
+        segment: Segment | None = None
         resampler: OutputResampler | None = None
         started = time.monotonic()
         async for chunk in self._tts.synthesize(text, self._style):
             if resampler is None:
                 resampler = OutputResampler(chunk.rate)
-                if len(self.segments) == 1 and self._on_first_audio is not None:
+                if not self.segments and self._on_first_audio is not None:
                     self._on_first_audio(round((time.monotonic() - started) * 1000))
-            self._track.write(segment, resampler.push(chunk.pcm))
+            pcm = resampler.push(chunk.pcm)
+            if segment is None:
+                if self._gate is not None:
+                    await self._gate.wait()
+                segment = self._begin(text)
+            self._track.write(segment, pcm)
+        if segment is None:
+            return  # the engine produced no audio for this text
         if resampler is not None:
             self._track.write(segment, resampler.flush())
         self._track.finish(segment)
+
+    def _begin(self, text: str) -> Segment:
+        segment = self._track.begin(text)
+        self.segments.append(segment)
+        return segment
