@@ -8,6 +8,7 @@ so (state label, transcript), and that hanging up ends the call on the server to
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -26,9 +27,13 @@ SAID = "What is the difference between a process and a thread?"
 HEARD = "what is a thread"
 REPLY = "A thread shares memory with its process. Want another question?"
 # Leading silence: the file starts playing at getUserMedia, before the call is connected and greeted; the
-# speech must start after the chat greeting (at most 0.9 s of tone) or it would count as a barge-in.
-LEAD_S = 3.0
+# speech must start after the chat greeting (about 1 s of tone, over ~1.6 s after the click here, ~3 s on a
+# machine loaded to the hilt) or it would count as a barge-in. 1.5 s would overlap it.
+LEAD_S = 3.5
 LOUD = 0.05  # RMS (full scale 1.0) above which the page counts remote audio as sound; FakeTTS is ~0.35
+# Sound plays out after the state event that announces it: the receiver's jitter buffer holds tens of ms, but
+# on a loaded machine (two cores, the suite and other work running) it trailed by up to ~1 s.
+TAIL_MS = 1000
 
 # Runs in the page before app.js: records every data-channel event, every change of the state label, and
 # the level of the remote stream (the <audio id="remote"> element's srcObject), each with performance.now().
@@ -107,27 +112,29 @@ async def test_a_person_talks_to_the_bot_in_chromium(
             await page.select_option("#mode", "chat")  # the shortest greeting
             clicked = await page.evaluate("performance.now()")
             await page.click("#call")
-            # The turn is over when the reply's transcript has come (sent once all of it was played).
+            # The turn is over when the reply's transcript has come (sent once all of it was played); then
+            # listen on a while, to check that the bot is quiet while the label says "Listening".
             await page.wait_for_function(
-                """(reply) => __probe.events.some((e) => e.type === "transcript" && e.text === reply)
-                   && document.getElementById("state").textContent === "Listening" """,
-                arg=REPLY,
+                """([reply, quiet]) => {
+                  const state = __probe.states.at(-1), level = __probe.levels.at(-1);
+                  return __probe.events.some((e) => e.type === "transcript" && e.text === reply)
+                    && state.text === "Listening" && level && level.t > state.t + quiet;
+                }""",
+                arg=[REPLY, TAIL_MS + 500],
                 timeout=25_000,
             )
             await page.screenshot(path=str(tmp_path / "mid-call.png"))
             probe: dict[str, list[dict[str, Any]]] = await page.evaluate("__probe")
+            (tmp_path / "probe.json").write_text(json.dumps(probe))  # kept for a look after a failure
             transcript = page.locator("#transcript li")
             await expect(transcript).to_have_text([re.compile(r"^Bot: \S"), f"You: {HEARD}", f"Bot: {REPLY}"])
             assert len(app[CALLS]) == 1
             call = next(iter(app[CALLS].values()))
 
-            await page.click("#call")  # End call
+            # Hanging up closes the page's peer connection; the server sees it close and forgets the call.
+            await page.get_by_role("button", name="End call").click()
             await expect(page.locator("#state")).to_have_text("Not in a call")
-            import time
-
-            t = time.monotonic()
             await asyncio.wait_for(call.closed.wait(), 10)
-            print("closed after", time.monotonic() - t)
             assert app[CALLS] == {}
         finally:
             await browser.close()
@@ -158,9 +165,12 @@ async def test_a_person_talks_to_the_bot_in_chromium(
     assert greeted < start["t"] < thinking < said["t"] < speaking, timeline
 
     # (b) Sound came while the label said "Speaking" and not while it said "Listening": the greeting, then
-    # the reply after the user's line. The receiver's jitter buffer delays sound by tens of ms: 300 ms margin.
-    assert loud(greeting - 100, greeted + 300), f"no greeting audio; loudest {max(lv['rms'] for lv in levels)}"
-    assert not loud(greeted + 300, speaking), f"sound while listening:\n{timeline}"
-    reply = loud(said["t"], listening + 300)
-    assert reply and speaking - 100 < reply[0] and reply[-1] - reply[0] > 500, (reply, timeline)
-    assert not loud(listening + 300, float("inf")), f"sound after the reply:\n{timeline}"
+    # the reply (about 1.1 s of tone) after the user's line.
+    assert loud(greeting - 100, greeted + TAIL_MS), f"no greeting audio; loudest {max(lv['rms'] for lv in levels)}"
+    stray = loud(greeted + TAIL_MS, speaking)
+    assert not stray, f"sound while listening at {[round(t - clicked) for t in stray]}:\n{timeline}"
+    reply = loud(said["t"], listening + TAIL_MS)
+    # 1.1 s of tone was sent; a starved receiver may drop some of it, but a reply is more than a click.
+    assert reply and speaking - 200 < reply[0] and reply[-1] - reply[0] >= 200, (reply, timeline)
+    stray = loud(listening + TAIL_MS, float("inf"))
+    assert not stray, f"sound after the reply at {[round(t - clicked) for t in stray]}:\n{timeline}"

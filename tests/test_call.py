@@ -83,8 +83,11 @@ async def test_barge_in_stops_the_bot_at_once_and_history_keeps_what_was_heard(
     assert said["text"] == heard
     assert heard and LONG_REPLY.startswith(heard.rstrip(".")[: len(heard) - 2])
     assert len(heard.split()) < len(LONG_REPLY.split()) // 2
-    played_words = (vad_t - speaking_t) / 0.2
-    assert abs(len(heard.split()) - played_words) <= 4, (heard, played_words)
+    # Compare with what the client received, not with wall time: on a loaded machine frames run late.
+    received_s = sum(0.02 for a, lv in zip(call.recording.arrivals, call.recording.levels, strict=True)
+                     if speaking_t - 0.1 < a < vad_t + 0.15 and lv > -45)  # fmt: skip
+    played_words = received_s / 0.2
+    assert abs(len(heard.split()) - played_words) <= 3, (heard, played_words)
 
     # The model's next prompt holds only what was heard, marked, and the person's words flagged.
     await call.wait_for(is_("transcript", role="assistant", interrupted=False), 10, next_turn_t)

@@ -10,6 +10,7 @@ let channel = null;
 let micStream = null;
 let meterTimer = null;
 let audioContext = null;
+let starting = false;
 
 function setState(state) {
   $("state").dataset.state = state;
@@ -64,6 +65,8 @@ function waitForIce(peer) {
 }
 
 async function startCall() {
+  if (starting) return; // a double click must not place two calls
+  starting = true;
   showError("");
   setState("connecting");
   $("call").textContent = "End call";
@@ -99,8 +102,19 @@ async function startCall() {
   } catch (err) {
     showError(err.message || String(err));
     endCall();
+  } finally {
+    starting = false;
   }
 }
+
+// Switching mode or language mid-call: the server starts over in the new persona.
+function sendMode() {
+  if (channel && channel.readyState === "open") {
+    channel.send(JSON.stringify({ type: "mode", mode: $("mode").value, language: $("language").value }));
+  }
+}
+$("mode").addEventListener("change", sendMode);
+$("language").addEventListener("change", sendMode);
 
 function endCall() {
   if (meterTimer) clearInterval(meterTimer);
@@ -111,6 +125,7 @@ function endCall() {
   micStream = null;
   if (pc) pc.close();
   pc = null;
+  $("remote").srcObject = null;
   channel = null;
   $("level").style.width = "0";
   $("call").textContent = "Start call";
