@@ -1,0 +1,28 @@
+"""Settings: environment first, flags over it, clear errors for bad values."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.config import Settings
+
+
+def test_environment_values_are_typed():
+    env = {"PARLEY_PORT": "9001", "PARLEY_HANGOVER_MS": "650", "PARLEY_ICE_LOOPBACK": "true", "OTHER": "x"}
+    settings = Settings.from_env(env)
+    assert (settings.port, settings.hangover_ms, settings.ice_loopback) == (9001, 650, True)
+    assert Settings.from_env({}).hangover_ms is None  # each mode's own hang-over
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"PARLEY_PORT": "eighty"}, "PARLEY_PORT"),
+        ({"PARLEY_HANGOVER_MS": "20"}, "PARLEY_HANGOVER_MS"),
+        ({"PARLEY_LLM": "gpt-17"}, "PARLEY_LLM"),
+        ({"PARLEY_VAD_THRESHOLD": "2"}, "PARLEY_VAD_THRESHOLD"),
+    ],
+)
+def test_bad_values_are_named(env, words):
+    with pytest.raises(ValueError, match=words):
+        Settings.from_env(env)
