@@ -5,7 +5,7 @@ The clips are read from ``../shared/audio`` at run time and never copied into th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,12 @@ class Clip:
     @property
     def duration_s(self) -> float:
         return self.pcm.size / RATE
+
+    def lead_in(self, seconds: float) -> Clip:
+        """The clip with its leading silence cut to ``seconds``, so its onset comes at a known, short delay."""
+        cut = max(0, int((self.onset_s - seconds) * RATE))
+        shift = cut / RATE
+        return replace(self, pcm=self.pcm[cut:], onset_s=self.onset_s - shift, end_s=self.end_s - shift)
 
 
 def speech_bounds(pcm48: np.ndarray, model: SileroModel) -> tuple[float, float, float]:

@@ -30,7 +30,6 @@ from server.providers.base import ProviderError, Providers, VoiceStyle
 logger = logging.getLogger(__name__)
 
 PREROLL_WINDOWS = 10  # audio kept from before the speech onset (320 ms): Whisper needs the first phoneme
-TRAILING_SILENCE_MS = 200  # silence kept after the last word
 MAX_UTTERANCE_WINDOWS = 30 * VAD_RATE // WINDOW  # Whisper reads 30 s at most
 
 
