@@ -1,10 +1,17 @@
-"""Embedded speech-to-text: multilingual Whisper base on CTranslate2 (faster-whisper), int8 on the CPU."""
+"""Embedded speech-to-text: multilingual Whisper base on CTranslate2 (via faster-whisper), int8 on the CPU.
+
+Whisper's encoder is built for 30 s windows and faster-whisper always pads to 30 s, so encoding silence is
+most of the cost of a short turn (1.5 s here for a 2 s question). CTranslate2 accepts a shorter window, so
+the features are cut to the utterance plus 2 s of padding (at least 5 s): about 4x faster on this machine,
+and on 19 clips in 8 languages the words changed about as often for the better as for the worse
+(``python -m bench.stt_window``). Short windows can make Whisper repeat its last sentence; repeats are cut.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,17 +22,38 @@ from server.providers.local import weights
 
 logger = logging.getLogger(__name__)
 
-# Segments Whisper itself marks as probably not speech (it invents "Thank you." on noise).
-NO_SPEECH_PROB = 0.6
-LOW_LOGPROB = -1.0
-# Whisper's encoder is built for 30 s windows, and encoding the padding is most of the cost of a short turn.
-# An encoder window just longer than the utterance (faster-whisper's ``chunk_length``) is 3-5x faster here
-# and gave the same words on 34 of 38 clips in 8 languages (bench/stt_window.py); the rest differed by a word.
+FRAMES_PER_SECOND = 100  # Whisper's mel frames
 MIN_WINDOW_S, WINDOW_MARGIN_S, MAX_WINDOW_S = 5, 2, 30
+# Whisper's own "no speech" verdict, with a low score, means it is inventing words (e.g. "Thank you." on noise).
+NO_SPEECH_PROB, LOW_SCORE = 0.6, -1.0
+MAX_TOKENS = 160
 
 
-def encoder_window(seconds: float) -> int:
-    return int(min(MAX_WINDOW_S, max(MIN_WINDOW_S, math.ceil(seconds) + WINDOW_MARGIN_S)))
+def encoder_frames(feature_frames: int) -> int:
+    """Mel frames the encoder reads: the utterance plus a margin, between 5 and 30 s."""
+    margin = WINDOW_MARGIN_S * FRAMES_PER_SECOND
+    lowest, highest = MIN_WINDOW_S * FRAMES_PER_SECOND, MAX_WINDOW_S * FRAMES_PER_SECOND
+    return min(highest, max(lowest, feature_frames + margin))
+
+
+def _key(sentence: str) -> str:
+    return re.sub(r"\W+", "", sentence.lower())
+
+
+def drop_repeats(text: str) -> str:
+    """Removes sentences that repeat the one before them, in full or as a cut-off start."""
+    kept: list[str] = []
+    for sentence in re.split(r"(?<=[.!?。！？])\s*", text.strip()):
+        key = _key(sentence)
+        if key and not (kept and _key(kept[-1]).startswith(key)):
+            kept.append(sentence)
+    return " ".join(kept)
+
+
+def max_tokens(seconds: float, language: str) -> int:
+    """A cap on tokens for this much speech, so a repetition loop ends early (CJK needs more per second)."""
+    per_second = 16 if language in ("zh", "ja", "ko") else 8
+    return min(MAX_TOKENS, 12 + int(per_second * seconds))
 
 
 class WhisperSTT:
@@ -36,33 +64,42 @@ class WhisperSTT:
             model_dir = weights.ensure(weights.WHISPER_BASE[0]).parent
             for extra in weights.WHISPER_BASE[1:]:
                 weights.ensure(extra)
-        self._model = WhisperModel(
+        self._whisper = WhisperModel(
             str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads, local_files_only=True
         )
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="stt")
 
-    def _transcribe(self, audio: np.ndarray, language: str) -> str:
-        # Greedy, no fallback temperatures and a token cap: fallbacks can loop on hallucinations for seconds.
-        segments, _info = self._model.transcribe(
-            audio,
-            language=language,
-            beam_size=1,
-            temperature=0.0,
-            condition_on_previous_text=False,
-            without_timestamps=True,
-            max_new_tokens=160,
-            vad_filter=False,
-            chunk_length=encoder_window(audio.size / 16_000),
-        )
-        kept = [
-            s.text.strip() for s in segments if not (s.no_speech_prob > NO_SPEECH_PROB and s.avg_logprob < LOW_LOGPROB)
-        ]
-        return " ".join(t for t in kept if t).strip()
+    def _prompt(self, language: str) -> list[int]:
+        from faster_whisper.tokenizer import Tokenizer
+
+        tokenizer = Tokenizer(self._whisper.hf_tokenizer, True, task="transcribe", language=language)
+        return [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+
+    def transcribe_sync(self, audio: np.ndarray, language: str, window_frames: int | None = None) -> str:
+        import ctranslate2
+
+        audio = audio[-MAX_WINDOW_S * 16_000 :]  # the end of an utterance matters most
+        frames = window_frames or encoder_frames(audio.size * FRAMES_PER_SECOND // 16_000)
+        # Pad the waveform, not the features: the encoder must see real silence after the speech (zeros in
+        # the log-mel domain are not silence, and make Whisper repeat itself).
+        padded = np.zeros(frames * 16_000 // FRAMES_PER_SECOND, dtype=np.float32)
+        padded[: audio.size] = audio
+        window = np.ascontiguousarray(self._whisper.feature_extractor(padded)[:, :frames])
+        encoded = self._whisper.model.encode(ctranslate2.StorageView.from_array(window[None]), to_cpu=False)
+        # Greedy, no fallback temperatures, a token cap: fallbacks can loop on hallucinations for seconds.
+        result = self._whisper.model.generate(
+            encoded, [self._prompt(language)], beam_size=1, max_length=max_tokens(audio.size / 16_000, language),
+            return_scores=True, return_no_speech_prob=True,
+        )[0]  # fmt: skip
+        if result.no_speech_prob > NO_SPEECH_PROB and result.scores[0] < LOW_SCORE:
+            return ""
+        text = self._whisper.hf_tokenizer.decode(result.sequences_ids[0])
+        return drop_repeats(text)
 
     async def transcribe(self, audio: np.ndarray, language: str) -> str:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._transcribe, audio, language)
+            return await loop.run_in_executor(self._executor, self.transcribe_sync, audio, language)
         except Exception as exc:
             logger.exception("transcription failed")
             raise ProviderError("speech recognition failed") from exc

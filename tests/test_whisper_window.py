@@ -1,0 +1,23 @@
+"""The short Whisper encoder window: its size, and the guards against the repeats it can cause."""
+
+from __future__ import annotations
+
+from server.providers.local.whisper import drop_repeats, encoder_frames, max_tokens
+
+
+def test_window_is_the_utterance_plus_two_seconds_between_5_and_30_s():
+    assert encoder_frames(100) == 500  # 1 s of speech: the 5 s minimum
+    assert encoder_frames(700) == 900  # 7 s: plus 2 s
+    assert encoder_frames(2900) == 3000  # never past Whisper's 30 s
+
+
+def test_repeated_sentences_are_cut():
+    text = "These couples may choose an adoption plan. These couples may choose an adoption plan. These couples"
+    assert drop_repeats(text) == "These couples may choose an adoption plan."
+    assert drop_repeats("Yes. Yes, I think so.") == "Yes. Yes, I think so."
+    assert drop_repeats("你好。你好。") == "你好。"
+
+
+def test_token_cap_follows_the_length_of_speech():
+    assert max_tokens(2.0, "en") < max_tokens(2.0, "ja") <= 160
+    assert max_tokens(60.0, "en") == 160
