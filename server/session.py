@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 PREROLL_WINDOWS = 10  # audio kept from before the speech onset (320 ms): Whisper needs the first phoneme
 MAX_UTTERANCE_WINDOWS = 30 * VAD_RATE // WINDOW  # Whisper reads 30 s at most
+UNSENT_EVENTS = 64  # events kept until the events channel opens
 
 
 @dataclass
@@ -41,11 +42,17 @@ class TurnClock:
     stt_ms: int | None = None
     llm_started_at: float | None = None
     llm_first_token_ms: int | None = None
+    llm_first_sentence_ms: int | None = None
     tts_first_audio_ms: int | None = None
 
+    def _since_llm_start(self) -> int | None:
+        return None if self.llm_started_at is None else round((time.monotonic() - self.llm_started_at) * 1000)
+
     def first_token(self) -> None:
-        if self.llm_started_at is not None:
-            self.llm_first_token_ms = round((time.monotonic() - self.llm_started_at) * 1000)
+        self.llm_first_token_ms = self._since_llm_start()
+
+    def first_sentence(self) -> None:
+        self.llm_first_sentence_ms = self._since_llm_start()
 
     def first_audio(self, tts_ms: int) -> None:
         self.tts_first_audio_ms = tts_ms
@@ -78,6 +85,7 @@ class Call:
         self._preroll: deque[np.ndarray] = deque(maxlen=PREROLL_WINDOWS)
         self._utterance: deque[np.ndarray] | None = None
         self._channel: RTCDataChannel | None = None
+        self._unsent: deque[str] = deque(maxlen=UNSENT_EVENTS)  # bounded: an offer may have no channel
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reply_task: asyncio.Task[None] | None = None
         self._reply: Reply | None = None
@@ -140,12 +148,22 @@ class Call:
 
     # -- events to the client -------------------------------------------------------------------------------
     def send(self, kind: str, **fields: Any) -> None:
+        message = json.dumps({"type": kind, **fields})
         channel = self._channel
         if channel is not None and channel.readyState == "open":
-            channel.send(json.dumps({"type": kind, **fields}))
+            channel.send(message)
+        else:
+            # The call can connect (and the greeting start) before the channel opens: keep what it says.
+            self._unsent.append(message)
 
     def _send_ready(self) -> None:
-        self.send("ready", session_id=self.session_id, mode=self.mode, language=self.language)
+        channel = self._channel
+        if channel is None or channel.readyState != "open":
+            return
+        channel.send(json.dumps({"type": "ready", "session_id": self.session_id, "mode": self.mode,
+                                 "language": self.language}))  # fmt: skip
+        while self._unsent:
+            channel.send(self._unsent.popleft())
 
     def _state(self, state: str) -> None:
         self.send("state", state=state)
@@ -290,7 +308,8 @@ class Call:
                 return
             reply = Reply(
                 self.track, self.providers.tts, self._style(),
-                on_first_token=clock.first_token, on_first_audio=clock.first_audio, gate=gate,
+                on_first_token=clock.first_token, on_first_sentence=clock.first_sentence,
+                on_first_audio=clock.first_audio, gate=gate,
             )  # fmt: skip
             deltas = self.providers.llm.stream(
                 self.conversation.with_user(text),
@@ -360,6 +379,7 @@ class Call:
             turn=self.turns,
             stt_ms=clock.stt_ms,
             llm_first_token_ms=clock.llm_first_token_ms,
+            llm_first_sentence_ms=clock.llm_first_sentence_ms,
             tts_first_audio_ms=clock.tts_first_audio_ms,
             response_ms=response_ms,
         )

@@ -53,8 +53,15 @@ def test_history_marks_interruptions_and_keeps_a_stable_window():
     conv.add_user("sorry, go on")
     messages = conv.messages()
     assert messages[0] == {"role": "system", "content": "system"}
-    assert messages[2] == {"role": "assistant", "content": "Hello, how can I..."}
+    assert messages[2] == {"role": "assistant", "content": "Hello, how can I"}
     assert messages[3] == {"role": "user", "content": "[INTERRUPTED] sorry, go on"}
+    assert conv.history[1].interrupted
+    conv.add_assistant("Well", interrupted=True)  # too little to keep, but the next message is still marked
+    conv.add_user("ok")
+    assert conv.messages()[-2:] == [
+        {"role": "user", "content": "[INTERRUPTED] sorry, go on"},
+        {"role": "user", "content": "[INTERRUPTED] ok"},
+    ]
     for i in range(4):
         conv.add_assistant(f"answer {i}")
         conv.add_user(f"question {i}")

@@ -1,7 +1,8 @@
 """The conversation the model sees: a system prompt and a window of recent messages.
 
 Only what the person actually heard is kept for the assistant. After a barge-in the assistant message holds
-the played words, marked interrupted, and the person's next message reaches the model with ``[INTERRUPTED]``.
+the played words (marked interrupted in the history), and the person's next message reaches the model with
+``[INTERRUPTED]``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from server.providers.base import ChatMessage
 
 INTERRUPTED_MARK = "[INTERRUPTED]"
+MIN_INTERRUPTED_WORDS = 3
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,8 @@ class Conversation:
     def add_assistant(self, text: str, interrupted: bool = False) -> None:
         if interrupted:
             self._interrupted = True
-            if not text:
-                return  # nothing was heard; the marker on the next user message says enough
+            if len(text.split()) < MIN_INTERRUPTED_WORDS:
+                return  # a word or two says nothing; the marker on the next user message says enough
         self._append(Message("assistant", text, interrupted))
 
     def _append(self, message: Message) -> None:
@@ -68,7 +70,7 @@ class Conversation:
 
     def messages(self) -> list[ChatMessage]:
         out: list[ChatMessage] = [{"role": "system", "content": self.system_prompt}]
-        for m in self.history:
-            content = f"{m.text}..." if m.interrupted else m.text
-            out.append({"role": m.role, "content": content})
+        # A cut-off reply goes in as the words that were heard, with no trailing "...": the small model copies
+        # the shape of its earlier replies, and fragments taught it to answer in fragments.
+        out.extend({"role": m.role, "content": m.text} for m in self.history)
         return out

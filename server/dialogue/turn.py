@@ -25,6 +25,7 @@ class Reply:
         tts: TextToSpeech,
         style: VoiceStyle,
         on_first_token: Callable[[], None] | None = None,
+        on_first_sentence: Callable[[], None] | None = None,
         on_first_audio: Callable[[int], None] | None = None,
         gate: asyncio.Event | None = None,
     ) -> None:
@@ -32,6 +33,7 @@ class Reply:
         self._tts = tts
         self._style = style
         self._on_first_token = on_first_token
+        self._on_first_sentence = on_first_sentence
         self._on_first_audio = on_first_audio
         # Audio is held back until the gate opens: a speculative reply is prepared while the person may still
         # go on talking, and only reaches the track once their turn is confirmed over.
@@ -90,6 +92,9 @@ class Reply:
                     self._on_first_token()
                 first = False
                 for sentence in splitter.feed(delta):
+                    if sentences.empty() and not self.segments and self._on_first_sentence is not None:
+                        self._on_first_sentence()
+                        self._on_first_sentence = None
                     sentences.put_nowait(sentence)
             sentences.put_nowait(splitter.flush())
             sentences.put_nowait(None)
