@@ -199,23 +199,28 @@ class Call:
             self.barge_in()
         elif kind is VadEventKind.PAUSE and self._utterance is not None:
             # Start on the reply now, while the hang-over runs; it is dropped if the person goes on.
-            silence_s = (event.window_ms + WINDOW_MS - event.at_ms) / 1000
-            confirmed = asyncio.Event()
-            clock = TurnClock(ended_at=time.monotonic() - silence_s)
-            audio = np.concatenate(list(self._utterance))
-            self._speculation = (self._start_reply(self._respond(audio, None, clock, confirmed)), confirmed)
+            self._speculation = self._speculate(event)
         elif kind is VadEventKind.RESUME and self._speculation is not None:
             self._speculation[0].cancel()
             self._speculation = None
         elif kind is VadEventKind.END and self._utterance is not None:
-            self._utterance = None
+            speculation = self._speculation or self._speculate(event)  # a hang-over shorter than a pause
+            self._utterance, self._speculation = None, None
             self.send("speech", event="end")
-            if self._speculation is not None:
-                task, confirmed = self._speculation
-                confirmed.set()
-                self._speculation = None
-                if not task.done():  # done already: transcription found no words
-                    self._state("thinking")
+            task, confirmed = speculation
+            confirmed.set()
+            if not task.done():  # done already: transcription found no words
+                self._state("thinking")
+
+    def _speculate(self, event: VadEvent) -> tuple[asyncio.Task[None], asyncio.Event]:
+        """Starts the reply to the utterance so far; it waits for ``confirmed`` before it is heard."""
+        assert self._utterance is not None
+        windows = list(self._utterance)
+        quiet = max(1, (event.window_ms + WINDOW_MS - event.at_ms) // WINDOW_MS)
+        speech = windows[: len(windows) - quiet + 1]  # Whisper gets the speech and one quiet window
+        clock = TurnClock(ended_at=time.monotonic() - quiet * WINDOW_MS / 1000)
+        confirmed = asyncio.Event()
+        return self._start_reply(self._respond(np.concatenate(speech), None, clock, confirmed)), confirmed
 
     # -- barge-in -------------------------------------------------------------------------------------------
     def barge_in(self) -> bool:

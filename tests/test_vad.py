@@ -116,3 +116,11 @@ def test_turns_on_real_human_speech(silero):
 def test_noise_is_not_speech(silero, name):
     audio = read_wav(shared_clip(f"nonspeech/{name}_16k.wav"), 16_000)
     assert [k for k, _ in segment(silero, audio, 700) if k is START] == []
+
+
+def test_dips_between_words_are_not_pauses():
+    detector = SpeechDetector(hangover_ms=700, pause_ms=96)
+    # Two quiet windows (64 ms) between words: no pause, so no speculative work is started and dropped.
+    events = run(detector, [0.9] * 5 + [0.1] * 2 + [0.9] * 5 + [0.1] * 3 + [0.9] * 5)
+    assert [k for k, _ in events] == [START, PAUSE, RESUME]
+    assert events[1][1] == 12 * WINDOW_MS  # the pause is dated at the start of its silence

@@ -4,8 +4,9 @@ Thresholds (silero-vad ``VADIterator`` style hysteresis):
 - a window is *speech* when its probability is >= ``threshold`` (0.5 by default);
 - speech is *confirmed* after ``start_windows`` consecutive speech windows (3 x 32 ms by default), which
   filters clicks and coughs; the event carries the time of the first of them (the onset);
-- once speaking, a window below ``threshold - 0.15`` starts a *pause*; a speech window ends the pause;
-- the turn *ends* when a pause lasts ``hangover_ms``.
+- once speaking, a window below ``threshold - 0.15`` starts a silence; when it has lasted ``pause_ms`` (96 ms)
+  it is a *pause* (the dips between words are shorter), and a speech window after that *resumes* the turn;
+- the turn *ends* when the silence lasts ``hangover_ms``.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ class SileroStream:
 
 class VadEventKind(enum.StrEnum):
     START = "start"  # speech confirmed; at_ms = its onset
-    PAUSE = "pause"  # the person went quiet; at_ms = the start of the silence
-    RESUME = "resume"  # speech again before the hang-over ran out
+    PAUSE = "pause"  # the person has been quiet for pause_ms; at_ms = the start of the silence
+    RESUME = "resume"  # speech again after a pause, before the hang-over ran out
     END = "end"  # the hang-over ran out: the turn is over; at_ms = the start of the silence
 
 
@@ -88,12 +89,15 @@ class SpeechDetector:
         threshold: float = 0.5,
         start_windows: int = 3,
         hangover_ms: int = 700,
+        pause_ms: int = 96,
     ) -> None:
         self.threshold = threshold
         self.negative_threshold = max(threshold - 0.15, 0.01)
         self.start_windows = start_windows
         self.hangover_ms = hangover_ms
+        self.pause_ms = pause_ms
         self.state = VadState.QUIET
+        self._paused = False  # a PAUSE was reported for the current silence
         self.last_probability = 0.0
         self._windows = 0
         self._run = 0  # consecutive speech windows while STARTING
@@ -128,15 +132,18 @@ class SpeechDetector:
                 self.state = VadState.QUIET
             return None
         if self.state is VadState.SPEAKING:
-            if probability < self.negative_threshold:
-                self.state, self._mark_ms = VadState.STOPPING, at
-                return VadEvent(VadEventKind.PAUSE, at, at)
-            return None
+            if probability >= self.negative_threshold:
+                return None
+            self.state, self._mark_ms, self._paused = VadState.STOPPING, at, False
         # STOPPING
         if speech:
             self.state = VadState.SPEAKING
-            return VadEvent(VadEventKind.RESUME, at, at)
-        if at + WINDOW_MS - self._mark_ms >= self.hangover_ms:
+            return VadEvent(VadEventKind.RESUME, at, at) if self._paused else None
+        silence_ms = at + WINDOW_MS - self._mark_ms
+        if silence_ms >= self.hangover_ms:
             self.state = VadState.QUIET
             return VadEvent(VadEventKind.END, self._mark_ms, at)
+        if silence_ms >= self.pause_ms and not self._paused:
+            self._paused = True
+            return VadEvent(VadEventKind.PAUSE, self._mark_ms, at)
         return None

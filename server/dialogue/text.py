@@ -10,7 +10,7 @@ _END = re.compile(
 )
 # The first sentence may be cut earlier, at a clause, so the first audio starts sooner.
 _CLAUSE = re.compile(r"[,;:]\s")
-FIRST_CLAUSE_MIN = 40
+FIRST_CLAUSE_MIN = 30
 
 _MARKDOWN = re.compile(r"(\*\*|__|`+|^#+\s*|^\s*[-*+]\s+|^\s*\d+\.\s+)", re.MULTILINE)
 _BIG_O = re.compile(r"\bO\(([^)]{1,12})\)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,18 +42,26 @@ class LlamaChat:
     def _generate(
         self, messages: Sequence[ChatMessage], temperature: float, max_tokens: int, stop: threading.Event
     ) -> Iterator[str]:
+        started, cached = time.monotonic(), self._llm.n_tokens
         chunks: Any = self._llm.create_chat_completion(
             messages=list(messages),  # type: ignore[arg-type]
             temperature=temperature,
             max_tokens=max_tokens,
             stream=True,
         )
+        first = True
         try:
             for chunk in chunks:
                 if stop.is_set():
                     return
                 delta = chunk["choices"][0]["delta"].get("content")
                 if delta:
+                    if first:
+                        logger.debug(
+                            "first token after %.0f ms (%d tokens were cached, %d in context now)",
+                            (time.monotonic() - started) * 1000, cached, self._llm.n_tokens,
+                        )  # fmt: skip
+                        first = False
                     yield delta
         finally:
             chunks.close()
