@@ -14,7 +14,7 @@ from server import ice, signalling
 from server.audio.vad import SileroModel
 from server.config import Settings
 from server.metrics import Metrics
-from server.providers.base import Providers
+from server.providers.base import ProviderError, Providers
 from server.providers.local import weights
 from server.session import Call
 
@@ -42,9 +42,9 @@ METRICS = web.AppKey("metrics", Metrics)
 
 
 def _default_providers(settings: Settings) -> Providers:
-    from server.providers.local import load_local
+    from server.providers.registry import build
 
-    return load_local(settings)
+    return build(settings)
 
 
 def create_app(settings: Settings, providers_factory: ProvidersFactory | None = None) -> web.Application:
@@ -58,7 +58,7 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     factory = providers_factory or _default_providers
 
     async def load_models(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(_load(app[MODELS], settings, factory))
+        task = asyncio.create_task(_load(app[MODELS], settings, factory, verify=providers_factory is None))
         yield
         task.cancel()
 
@@ -72,12 +72,19 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     return app
 
 
-async def _load(models: Models, settings: Settings, factory: ProvidersFactory) -> None:
+async def _load(models: Models, settings: Settings, factory: ProvidersFactory, verify: bool) -> None:
     loop = asyncio.get_running_loop()
     try:
+        if verify:  # remote endpoints: a wrong key or unknown model is a clear error now, not mid-call
+            from server.providers.registry import verify as verify_endpoints
+
+            await verify_endpoints(settings)
         models.vad = await loop.run_in_executor(None, lambda: SileroModel(weights.ensure(weights.SILERO_VAD)))
         models.providers = await loop.run_in_executor(None, factory, settings)
         logger.info("models ready: %s", models.providers.describe())
+    except ProviderError as exc:
+        logger.error("start-up check failed: %s", exc)
+        models.error = str(exc)
     except Exception as exc:
         logger.exception("loading the models failed")
         models.error = str(exc) or type(exc).__name__

@@ -8,7 +8,8 @@ from dataclasses import dataclass, fields, replace
 
 from dotenv import load_dotenv
 
-PROVIDERS = ("local",)
+PROVIDERS = ("local", "openai")
+STAGES = ("stt", "llm", "tts")
 
 
 def _bool(value: str) -> bool:
@@ -21,10 +22,26 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 8080
-    # Provider per stage: "local" runs the embedded models in this process.
-    stt: str = "local"
-    llm: str = "local"
-    tts: str = "local"
+    # Provider per stage: "local" runs the embedded models in this process, "openai" calls OpenAI or any
+    # OpenAI-compatible server. Unset: "openai" when OPENAI_API_KEY is set (the seed's setup), else "local".
+    stt: str = ""
+    llm: str = ""
+    tts: str = ""
+    # Remote models and endpoints per stage ("" = whisper-1 / gpt-4o-mini / gpt-4o-mini-tts, OPENAI_BASE_URL).
+    stt_model: str = ""
+    llm_model: str = ""
+    tts_model: str = ""
+    stt_base_url: str = ""
+    llm_base_url: str = ""
+    tts_base_url: str = ""
+    stt_timeout_s: float = 15.0
+    llm_timeout_s: float = 20.0
+    tts_timeout_s: float = 15.0
+    max_retries: int = 2
+    # Remote TTS voices per mode.
+    voice_interview: str = "coral"
+    voice_language: str = "nova"
+    voice_chat: str = "shimmer"
     # Silence (ms) after the person's last speech before their turn is taken as finished; unset: per mode
     # (interview 900, language practice 1000, chat 700: answers and learners pause longer).
     hangover_ms: int | None = None
@@ -52,12 +69,21 @@ class Settings:
                 continue
             values[f.name] = _convert(f.type, f.name, raw)
         settings = cls(**values)  # type: ignore[arg-type]
+        settings = settings.resolved(bool(env.get("OPENAI_API_KEY")))
         settings.validate()
         return settings
 
+    def resolved(self, has_openai_key: bool) -> Settings:
+        """Fills the unset providers: the seed's OpenAI setup when a key is there, else the embedded models."""
+        default = "openai" if has_openai_key else "local"
+        return replace(self, **{stage: getattr(self, stage) or default for stage in STAGES})
+
+    def provider(self, stage: str) -> str:
+        return getattr(self, stage) or "local"
+
     def validate(self) -> None:
-        for stage in ("stt", "llm", "tts"):
-            if getattr(self, stage) not in PROVIDERS:
+        for stage in STAGES:
+            if getattr(self, stage) not in ("", *PROVIDERS):
                 raise ValueError(f"PARLEY_{stage.upper()} must be one of {', '.join(PROVIDERS)}")
         if self.hangover_ms is not None and not 100 <= self.hangover_ms <= 5000:
             raise ValueError("PARLEY_HANGOVER_MS must be between 100 and 5000")
@@ -69,7 +95,7 @@ def _convert(kind: object, name: str, raw: str) -> object:
     try:
         if kind in (int, "int", "int | None"):
             return int(raw)
-        if kind in (float, "float"):
+        if kind in (float, "float", "float | None"):
             return float(raw)
         if kind in (bool, "bool"):
             return _bool(raw)
@@ -91,6 +117,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     overrides = {k: v for k, v in vars(args).items() if v is not None}
+    # A stage named on the command line wins over the environment and over the OPENAI_API_KEY default.
     settings = replace(settings, **overrides)
     settings.validate()
     return settings

@@ -21,7 +21,7 @@ from server.audio.outbound import Segment, SpeechTrack
 from server.audio.vad import WINDOW_MS, SileroModel, SpeechDetector, VadEvent, VadEventKind
 from server.config import Settings
 from server.dialogue.conversation import Conversation
-from server.dialogue.modes import PERSONAS, Persona
+from server.dialogue.modes import APOLOGIES, PERSONAS, Persona
 from server.dialogue.turn import Reply
 from server.events import BadMessage, ModeChange, Reset, TextInput, parse_client_message
 from server.metrics import Metrics
@@ -279,7 +279,14 @@ class Call:
         return self._reply_task
 
     def _style(self) -> VoiceStyle:
-        return VoiceStyle(instructions=self.persona.instructions, language=self.language)
+        voice = getattr(self.settings, f"voice_{self.mode}")
+        return VoiceStyle(voice=voice, instructions=self.persona.instructions, language=self.language)
+
+    def _sampling(self) -> tuple[float, int]:
+        persona = self.persona
+        if self.settings.provider("llm") == "openai":
+            return persona.remote_temperature, persona.remote_max_tokens
+        return persona.temperature, min(persona.max_tokens, self.settings.llm_max_tokens)
 
     def _greet(self) -> None:
         text = self.persona.greeting(self._rng, self.language)
@@ -316,10 +323,9 @@ class Call:
                 on_first_token=clock.first_token, on_first_sentence=clock.first_sentence,
                 on_first_audio=clock.first_audio, gate=gate,
             )  # fmt: skip
+            temperature, max_tokens = self._sampling()
             deltas = self.providers.llm.stream(
-                self.conversation.with_user(text),
-                temperature=self.persona.temperature,
-                max_tokens=min(self.persona.max_tokens, self.settings.llm_max_tokens),
+                self.conversation.with_user(text), temperature=temperature, max_tokens=max_tokens
             )
             clock.llm_started_at = time.monotonic()
             speaking = asyncio.ensure_future(self._run_reply(reply, reply.speak(deltas)))
@@ -332,9 +338,12 @@ class Call:
             await speaking
         except ProviderError as exc:
             self._fail("provider_failed", str(exc))
+            if exc.stage != "tts":
+                await self._apologize()
         except Exception:
             logger.exception("call %s: turn failed", self.session_id)
             self._fail("internal", "something went wrong on the server; please try again")
+            await self._apologize()
         finally:
             if speaking is not None and not speaking.done():
                 speaking.cancel()  # dropped speculation: the person went on talking
@@ -361,6 +370,15 @@ class Call:
         self.conversation.add_assistant(reply.text)
         self.send("transcript", role="assistant", text=reply.text, interrupted=False)
         self._state("listening")
+
+    async def _apologize(self) -> None:
+        """A short spoken apology, so a person who is not reading the screen knows to say it again."""
+        reply = Reply(self.track, self.providers.tts, self._style())
+        self._clock = None
+        try:
+            await self._run_reply(reply, reply.say(APOLOGIES.get(self.language, APOLOGIES["en"])))
+        except ProviderError:
+            self._state("listening")  # speech synthesis is failing too: the error event has to do
 
     def _fail(self, code: str, message: str) -> None:
         self.track.clear()

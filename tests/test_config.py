@@ -26,3 +26,12 @@ def test_environment_values_are_typed():
 def test_bad_values_are_named(env, words):
     with pytest.raises(ValueError, match=words):
         Settings.from_env(env)
+
+
+def test_an_openai_key_selects_the_seeds_setup_unless_a_stage_says_otherwise():
+    assert Settings.from_env({}).provider("llm") == "local"
+    remote = Settings.from_env({"OPENAI_API_KEY": "sk-x"})
+    assert (remote.stt, remote.llm, remote.tts) == ("openai", "openai", "openai")
+    mixed = Settings.from_env({"OPENAI_API_KEY": "sk-x", "PARLEY_STT": "local", "PARLEY_TTS": "local"})
+    assert (mixed.stt, mixed.llm, mixed.tts) == ("local", "openai", "local")
+    assert "sk-x" not in repr(remote)  # the key is never part of the settings

@@ -27,8 +27,10 @@ class Persona:
     prompt: str  # may use {language}
     greetings: tuple[str, ...]  # one is chosen per call; may use {question}
     openers: tuple[str, ...] = ("",)  # first questions, for modes that lead
-    temperature: float = 0.7
+    temperature: float = 0.7  # for the embedded 1.5B model, which rambles when hotter
     max_tokens: int = 120
+    remote_temperature: float = 0.9  # for a remote model, as the seed used OpenAI
+    remote_max_tokens: int = 150
     hangover_ms: int = 800  # silence that ends a turn, unless PARLEY_HANGOVER_MS sets one for every mode
     instructions: str = ""  # speaking style, for engines that take directions
     localized_greetings: tuple[tuple[str, str], ...] = ()  # (language, greeting), over ``greetings``
@@ -67,6 +69,7 @@ INTERVIEW = Persona(
     ),
     temperature=0.7,
     max_tokens=120,
+    remote_max_tokens=300,
     hangover_ms=900,
     instructions="Speak like a warm, encouraging interviewer: clear, calm, professional.",
 )
@@ -116,3 +119,20 @@ CHAT = Persona(
 PERSONAS = {p.mode: p for p in (INTERVIEW, LANGUAGE_PRACTICE, CHAT)}
 DEFAULT_MODE = "interview"
 DEFAULT_LANGUAGE = "en"
+
+# Said when a stage fails mid-turn, where speech synthesis still works.
+APOLOGIES = {
+    "en": "Sorry, something went wrong on my side. Could you say that again?",
+    "es": "Perdona, algo falló por mi parte. ¿Puedes repetirlo?",
+    "fr": "Désolé, j'ai eu un problème. Tu peux répéter ?",
+    "de": "Entschuldigung, bei mir ist etwas schiefgelaufen. Kannst du das wiederholen?",
+    "zh": "抱歉，我这边出了点问题。你能再说一遍吗？",
+    "hi": "माफ़ कीजिए, मेरी तरफ़ कुछ गड़बड़ हो गई। क्या आप फिर से कह सकते हैं?",
+    "ja": "すみません、こちらで問題が起きました。もう一度言ってもらえますか？",
+    "ko": "죄송해요, 제 쪽에 문제가 생겼어요. 다시 말씀해 주시겠어요?",
+    "pt": "Desculpa, algo deu errado do meu lado. Pode repetir?",
+    "ar": "آسف، حدثت مشكلة من جهتي. هل يمكنك أن تعيد ذلك؟",
+    "ru": "Извини, у меня что-то пошло не так. Можешь повторить?",
+    "it": "Scusa, qualcosa è andato storto da parte mia. Puoi ripetere?",
+    "nl": "Sorry, er ging iets mis aan mijn kant. Kun je dat herhalen?",
+}

@@ -34,6 +34,10 @@ class VoiceStyle:
 class ProviderError(RuntimeError):
     """A stage failed; the message is safe to show the person (no keys, no internals)."""
 
+    def __init__(self, message: str, stage: str = "") -> None:
+        super().__init__(message)
+        self.stage = stage  # "stt" | "llm" | "tts" when known
+
 
 class SpeechToText(Protocol):
     async def transcribe(self, audio: np.ndarray, language: str) -> str:
