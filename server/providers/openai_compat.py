@@ -44,18 +44,20 @@ class Endpoint:
         return AsyncOpenAI(api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=self.max_retries)
 
 
+_ERROR_WORDS: tuple[tuple[type[Exception], str], ...] = (
+    (openai.AuthenticationError, "the endpoint refused the API key"),
+    (openai.NotFoundError, "the endpoint does not know this model"),
+    (openai.RateLimitError, "the endpoint is rate limiting us; try again shortly"),
+    (openai.APITimeoutError, "the endpoint took too long to answer"),  # before its parent, APIConnectionError
+    (openai.APIConnectionError, "the endpoint cannot be reached"),
+)
+
+
 def describe_error(stage: str, exc: Exception) -> str:
     """A message for the person and the logs; the SDK's own messages can echo part of the key."""
-    if isinstance(exc, openai.AuthenticationError):
-        return f"{stage}: the endpoint refused the API key"
-    if isinstance(exc, openai.NotFoundError):
-        return f"{stage}: the endpoint does not know this model"
-    if isinstance(exc, openai.RateLimitError):
-        return f"{stage}: the endpoint is rate limiting us; try again shortly"
-    if isinstance(exc, openai.APITimeoutError):
-        return f"{stage}: the endpoint took too long to answer"
-    if isinstance(exc, openai.APIConnectionError):
-        return f"{stage}: the endpoint cannot be reached"
+    for kind, words in _ERROR_WORDS:
+        if isinstance(exc, kind):
+            return f"{stage}: {words}"
     if isinstance(exc, openai.APIStatusError):
         return f"{stage}: the endpoint failed (HTTP {exc.status_code})"
     return f"{stage}: the endpoint failed"
