@@ -9,7 +9,6 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ from server.audio.vad import WINDOW_MS, SileroModel, SpeechDetector, VadEvent, V
 from server.config import Settings
 from server.dialogue.conversation import Conversation
 from server.dialogue.modes import APOLOGIES, PERSONAS, Persona
-from server.dialogue.turn import Reply
+from server.dialogue.turn import Reply, TurnClock
 from server.events import BadMessage, ModeChange, Reset, TextInput, parse_client_message
 from server.metrics import Metrics
 from server.providers.base import ProviderError, Providers, VoiceStyle
@@ -32,30 +31,6 @@ logger = logging.getLogger(__name__)
 PREROLL_WINDOWS = 10  # audio kept from before the speech onset (320 ms): Whisper needs the first phoneme
 MAX_UTTERANCE_WINDOWS = 30 * VAD_RATE // WINDOW  # Whisper reads 30 s at most
 UNSENT_EVENTS = 64  # events kept until the events channel opens
-
-
-@dataclass
-class TurnClock:
-    """Per-turn timings (monotonic seconds) for the ``metrics`` event."""
-
-    ended_at: float  # end of the person's speech as the VAD saw it, or arrival of typed text
-    stt_ms: int | None = None
-    llm_started_at: float | None = None
-    llm_first_token_ms: int | None = None
-    llm_first_sentence_ms: int | None = None
-    tts_first_audio_ms: int | None = None
-
-    def _since_llm_start(self) -> int | None:
-        return None if self.llm_started_at is None else round((time.monotonic() - self.llm_started_at) * 1000)
-
-    def first_token(self) -> None:
-        self.llm_first_token_ms = self._since_llm_start()
-
-    def first_sentence(self) -> None:
-        self.llm_first_sentence_ms = self._since_llm_start()
-
-    def first_audio(self, tts_ms: int) -> None:
-        self.tts_first_audio_ms = tts_ms
 
 
 class Call:

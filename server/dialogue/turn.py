@@ -10,12 +10,37 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from server.audio.outbound import OutputResampler, Segment, SpeechTrack
 from server.dialogue.text import SentenceSplitter, heard_part, spoken
 from server.providers.base import TextToSpeech, VoiceStyle
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TurnClock:
+    """Per-turn timings (monotonic seconds) for the ``metrics`` event."""
+
+    ended_at: float  # end of the person's speech as the VAD saw it, or arrival of typed text
+    stt_ms: int | None = None
+    llm_started_at: float | None = None
+    llm_first_token_ms: int | None = None
+    llm_first_sentence_ms: int | None = None
+    tts_first_audio_ms: int | None = None
+
+    def _since_llm_start(self) -> int | None:
+        return None if self.llm_started_at is None else round((time.monotonic() - self.llm_started_at) * 1000)
+
+    def first_token(self) -> None:
+        self.llm_first_token_ms = self._since_llm_start()
+
+    def first_sentence(self) -> None:
+        self.llm_first_sentence_ms = self._since_llm_start()
+
+    def first_audio(self, tts_ms: int) -> None:
+        self.tts_first_audio_ms = tts_ms
 
 
 class Reply:
