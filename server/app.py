@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 from aiortc import RTCPeerConnection
 
-from server import ice, signalling
+from server import admission, ice, signalling
 from server.audio.vad import SileroModel
 from server.config import Settings
 from server.metrics import Metrics
@@ -39,6 +39,7 @@ SETTINGS = web.AppKey("settings", Settings)
 MODELS = web.AppKey("models", Models)
 CALLS = web.AppKey("calls", dict[str, Call])
 METRICS = web.AppKey("metrics", Metrics)
+RATE_LIMITER = web.AppKey("rate_limiter", admission.OfferRateLimiter)
 
 
 def _default_providers(settings: Settings) -> Providers:
@@ -53,6 +54,7 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app[MODELS] = Models()
     app[CALLS] = {}
     app[METRICS] = Metrics()
+    app[RATE_LIMITER] = admission.OfferRateLimiter(settings.offers_per_minute)
     if settings.ice_loopback:
         ice.use_loopback_only()
     factory = providers_factory or _default_providers
@@ -66,6 +68,7 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app.on_shutdown.append(close_calls)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/status", status)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/offer", offer)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
@@ -117,6 +120,20 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "calls": len(request.app[CALLS])})
 
 
+async def status(request: web.Request) -> web.Response:
+    """For a load balancer: how full this node is and what it runs on."""
+    app = request.app
+    models = app[MODELS]
+    return web.json_response(
+        {
+            "ready": models.providers is not None,
+            "active_calls": len(app[CALLS]),
+            "capacity": app[SETTINGS].call_capacity(),
+            "providers": {stage: app[SETTINGS].provider(stage) for stage in ("stt", "llm", "tts")},
+        }
+    )
+
+
 async def metrics(request: web.Request) -> web.Response:
     body = request.app[METRICS].render()
     return web.Response(body=body, content_type="text/plain", charset="utf-8")
@@ -124,6 +141,13 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def offer(request: web.Request) -> web.Response:
     app = request.app
+    settings = app[SETTINGS]
+    if not admission.token_ok(request, settings.token):
+        return signalling.json_error(401, "a valid bearer token is required (Authorization: Bearer ...)")
+    if not app[RATE_LIMITER].allow(request.remote or "unknown"):
+        return signalling.json_error(429, "too many calls from this address; wait a minute")
+    if len(app[CALLS]) >= settings.call_capacity():
+        return signalling.json_error(503, "the server is at capacity; try again shortly")
     try:
         sdp, mode, language = await signalling.read_offer(request)
     except signalling.OfferError as exc:

@@ -55,6 +55,14 @@ class Settings:
     llm_max_tokens: int = 120
     # Offer loopback ICE candidates only (tests and benchmarks on one machine, in a network namespace).
     ice_loopback: bool = False
+    # Admission: concurrent calls (0: 2 when any stage runs embedded models on this machine, else 20), offers
+    # per minute from one client address, an optional bearer token for /offer.
+    max_calls: int = 0
+    offers_per_minute: int = 20
+    token: str = ""
+    # A call ends (with an "ended" event first) after this long, or after this long without the person's audio.
+    max_call_s: float = 1800.0
+    idle_s: float = 300.0
     log_level: str = "INFO"
 
     @classmethod
@@ -77,6 +85,11 @@ class Settings:
         """Fills the unset providers: the seed's OpenAI setup when a key is there, else the embedded models."""
         default = "openai" if has_openai_key else "local"
         return replace(self, **{stage: getattr(self, stage) or default for stage in STAGES})
+
+    def call_capacity(self) -> int:
+        if self.max_calls > 0:
+            return self.max_calls
+        return 2 if any(self.provider(stage) == "local" for stage in STAGES) else 20
 
     def provider(self, stage: str) -> str:
         return getattr(self, stage) or "local"

@@ -70,11 +70,15 @@ class Call:
         self._rng = random.Random()
         self.turns = 0
         self.closed = asyncio.Event()
+        self.started_at = time.monotonic()
+        self._last_activity = self.started_at  # the person's last speech or typed message
+        self._closing: asyncio.Task[None] | None = None
         self.on_close: list[Callable[[], None]] = []
 
     # -- wiring ---------------------------------------------------------------------------------------------
     def attach(self) -> None:
         pc = self.pc
+        self._spawn(self._watch_limits())
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
@@ -106,6 +110,24 @@ class Call:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def _watch_limits(self) -> None:
+        """Ends a call that ran too long, or in which the person has said nothing for a long time."""
+        while True:
+            now = time.monotonic()
+            if now - self.started_at >= self.settings.max_call_s:
+                reason = "max_duration"
+            elif now - self._last_activity >= self.settings.idle_s:
+                reason = "idle"
+            else:
+                await asyncio.sleep(min(1.0, self.settings.idle_s / 4))
+                continue
+            logger.info("call %s: ending (%s)", self.session_id, reason)
+            self.send("ended", reason=reason)
+            await asyncio.sleep(0.2)  # let the event leave before the connection goes
+            # Not one of the call's own tasks: close() cancels those, and this one with them.
+            self._closing = asyncio.get_running_loop().create_task(self.close())
+            return
 
     async def close(self) -> None:
         if self.closed.is_set():
@@ -167,6 +189,8 @@ class Call:
 
     def _on_vad(self, event: VadEvent) -> None:
         kind = event.kind
+        if kind in (VadEventKind.START, VadEventKind.RESUME):
+            self._last_activity = time.monotonic()
         if kind is VadEventKind.START:
             self._utterance = deque(self._preroll, maxlen=MAX_UTTERANCE_WINDOWS)
             self._preroll.clear()
@@ -214,6 +238,7 @@ class Call:
         except BadMessage as exc:
             self.send("error", code=exc.code, message=str(exc))
             return
+        self._last_activity = time.monotonic()
         if isinstance(message, TextInput):
             self.barge_in()  # typed text while the bot speaks counts as a barge-in
             self._start_reply(self._respond(None, message.text, TurnClock(ended_at=time.monotonic())))

@@ -11,6 +11,13 @@ let micStream = null;
 let meterTimer = null;
 let audioContext = null;
 let starting = false;
+let token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
+
+function postOffer(body) {
+  const headers = { "Content-Type": "application/json" };
+  if (token) headers.Authorization = "Bearer " + token;
+  return fetch("/offer", { method: "POST", headers, body });
+}
 
 function setState(state) {
   $("state").dataset.state = state;
@@ -34,6 +41,11 @@ function onEvent(event) {
     case "state": setState(event.state); break;
     case "transcript": addLine(event.role, event.text, event.interrupted); break;
     case "error": showError(event.message); break;
+    case "ended":
+      showError(event.reason === "idle" ? "The call ended: nothing was said for a while."
+        : "The call reached its time limit.");
+      endCall();
+      break;
     default: break;
   }
   // Tests and embedding pages can follow every event.
@@ -89,12 +101,14 @@ async function startCall() {
     };
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIce(pc);
-    const response = await fetch("/offer", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer",
-        mode: $("mode").value, language: $("language").value }),
-    });
+    const body = JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer",
+      mode: $("mode").value, language: $("language").value });
+    let response = await postOffer(body);
+    if (response.status === 401) {
+      // The server wants a token: the page's URL fragment (#token=...) did not have the right one.
+      token = window.prompt("This server needs an access token:") || "";
+      response = await postOffer(body);
+    }
     const answer = await response.json();
     if (!response.ok) throw new Error(answer.error || "the server refused the call");
     window.parleySessionId = answer.session_id;

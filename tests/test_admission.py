@@ -1,0 +1,68 @@
+"""Who gets a call: capacity, rate limit, token; and calls that end themselves (idle, too long)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from server.admission import OfferRateLimiter
+from server.app import CALLS, MODELS, create_app
+from server.config import Settings
+from tests.fakes import fake_providers
+from tests.test_signalling import client_offer
+
+
+async def started(aiohttp_client, settings: Settings):
+    app = create_app(settings, lambda _s: fake_providers())
+    client = await aiohttp_client(app)
+    await asyncio.wait_for(app[MODELS].loaded.wait(), 10)
+    return app, client
+
+
+async def offer(client, **headers):
+    return await client.post("/offer", json={"sdp": await client_offer(), "type": "offer"}, headers=headers)
+
+
+async def test_capacity_is_a_503_and_comes_back_when_a_call_ends(aiohttp_client):
+    app, client = await started(aiohttp_client, Settings(ice_loopback=True, max_calls=1))
+    first = await offer(client)
+    assert first.status == 200
+    full = await offer(client)
+    assert full.status == 503 and "capacity" in (await full.json())["error"]
+    status = await (await client.get("/status")).json()
+    assert status["active_calls"] == 1 and status["capacity"] == 1
+    await app[CALLS][(await first.json())["session_id"]].close()
+    assert (await offer(client)).status == 200
+
+
+async def test_too_many_offers_from_one_address_get_a_429(aiohttp_client):
+    _, client = await started(aiohttp_client, Settings(ice_loopback=True, offers_per_minute=2, max_calls=10))
+    assert [(await offer(client)).status for _ in range(3)] == [200, 200, 429]
+
+
+def test_the_rate_limit_window_slides():
+    limiter = OfferRateLimiter(per_minute=2)
+    assert [limiter.allow("a", t) for t in (0, 1, 2)] == [True, True, False]
+    assert limiter.allow("b", 2) and limiter.allow("a", 61)
+
+
+async def test_a_token_is_required_when_configured(aiohttp_client):
+    _, client = await started(aiohttp_client, Settings(ice_loopback=True, token="s3cret", max_calls=5))
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+        resp = await offer(client, **headers)
+        assert resp.status == 401 and "token" in (await resp.json())["error"]
+    assert (await offer(client, Authorization="Bearer s3cret")).status == 200
+
+
+@pytest.mark.parametrize(("limits", "reason"), [({"idle_s": 1.0}, "idle"), ({"max_call_s": 1.5}, "max_duration")])
+async def test_a_call_ends_itself_with_an_event_first(start_server, call_client, started_apps, limits, reason):
+    url = await start_server(fake_providers(), Settings(ice_loopback=True, hangover_ms=500, **limits))
+    call = await call_client(url, mode="chat")
+    _, ended = await call.wait_for(lambda e: e["type"] == "ended", 10)
+    assert ended["reason"] == reason
+    for _ in range(50):
+        if not started_apps[-1][CALLS]:
+            break
+        await asyncio.sleep(0.1)
+    assert started_apps[-1][CALLS] == {}
