@@ -21,6 +21,7 @@ from server.session import Call
 logger = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent.parent / "client" / "static"
+STALL_S = 0.1  # a loop late by this much has delayed several audio frames
 
 ProvidersFactory = Callable[[Settings], Providers]
 
@@ -65,10 +66,12 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
         task.cancel()
 
     app.cleanup_ctx.append(load_models)
+    app.cleanup_ctx.append(watch_loop)
     app.on_shutdown.append(close_calls)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/status", status)
+    app.router.add_get("/ice", ice_servers)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/offer", offer)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
@@ -107,8 +110,15 @@ async def json_errors(request: web.Request, handler: Callable) -> web.StreamResp
         return signalling.json_error(exc.status, reason or exc.reason)
 
 
+# The page loads nothing from elsewhere: scripts, styles and media come from this server only.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; media-src 'self' blob:; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
+)
+
+
 async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "index.html")
+    return web.FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_CSP})
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -118,6 +128,11 @@ async def healthz(request: web.Request) -> web.Response:
     if models.providers is None:
         return signalling.json_error(503, "loading models")
     return web.json_response({"status": "ok", "calls": len(request.app[CALLS])})
+
+
+async def ice_servers(request: web.Request) -> web.Response:
+    """The STUN/TURN servers the call page should use (the same the server uses)."""
+    return web.json_response({"iceServers": ice.parse_servers(request.app[SETTINGS].ice_servers)})
 
 
 async def status(request: web.Request) -> web.Response:
@@ -157,7 +172,7 @@ async def offer(request: web.Request) -> web.Response:
         return signalling.json_error(503, "the server is still loading its models; try again shortly")
 
     session_id = signalling.new_session_id()
-    pc = RTCPeerConnection(ice.configuration())
+    pc = RTCPeerConnection(ice.configuration(ice.parse_servers(settings.ice_servers)))
     call = Call(session_id, pc, app[SETTINGS], models.providers, models.vad, app[METRICS], mode, language)
     call.attach()
     try:
@@ -185,5 +200,29 @@ async def offer(request: web.Request) -> web.Response:
 
 
 async def close_calls(app: web.Application) -> None:
+    """Shutdown (SIGTERM, Ctrl-C): every call is told, then hung up; aiohttp has stopped listening by now."""
     calls = list(app[CALLS].values())
+    for call in calls:
+        call.send("ended", reason="shutdown")
+    if calls:
+        await asyncio.sleep(0.2)  # let the events leave
     await asyncio.gather(*(call.close() for call in calls), return_exceptions=True)
+
+
+async def watch_loop(app: web.Application) -> AsyncIterator[None]:
+    """Logs when the event loop stalls: audio moves every 20 ms, so a blocked loop is heard as a gap."""
+
+    async def watch() -> None:
+        interval = 0.05
+        while True:
+            started = loop.time()
+            await asyncio.sleep(interval)
+            lag = loop.time() - started - interval
+            if lag > STALL_S:
+                app[METRICS].loop_stalls.inc()
+                logger.warning("event loop stalled for %.0f ms", lag * 1000)
+
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(watch())
+    yield
+    task.cancel()

@@ -55,6 +55,8 @@ class Settings:
     llm_max_tokens: int = 120
     # Offer loopback ICE candidates only (tests and benchmarks on one machine, in a network namespace).
     ice_loopback: bool = False
+    # STUN/TURN servers for the server's peer connections and the call page, as a JSON list (see server/ice.py).
+    ice_servers: str = ""
     # Admission: concurrent calls (0: 2 when any stage runs embedded models on this machine, else 20), offers
     # per minute from one client address, an optional bearer token for /offer.
     max_calls: int = 0
@@ -98,6 +100,9 @@ class Settings:
         for stage in STAGES:
             if getattr(self, stage) not in ("", *PROVIDERS):
                 raise ValueError(f"PARLEY_{stage.upper()} must be one of {', '.join(PROVIDERS)}")
+        from server.ice import parse_servers
+
+        parse_servers(self.ice_servers)  # raises ValueError naming the variable
         if self.hangover_ms is not None and not 100 <= self.hangover_ms <= 5000:
             raise ValueError("PARLEY_HANGOVER_MS must be between 100 and 5000")
         if not 0.15 < self.vad_threshold < 1:

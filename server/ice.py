@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 import aioice.ice
-from aiortc import RTCConfiguration
+from aiortc import RTCConfiguration, RTCIceServer
 
 logger = logging.getLogger(__name__)
 
 
-def configuration() -> RTCConfiguration:
-    # An explicit empty list: with no configuration aiortc would ask a public STUN server.
-    return RTCConfiguration(iceServers=[])
+def parse_servers(raw: str) -> list[dict[str, Any]]:
+    """``PARLEY_ICE_SERVERS``: a JSON list in the browser's RTCIceServer shape, e.g.
+    ``[{"urls": "turn:turn.example.com:3478", "username": "parley", "credential": "..."}]``."""
+    if not raw.strip():
+        return []
+    try:
+        servers = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"PARLEY_ICE_SERVERS is not valid JSON: {exc}") from exc
+    if not isinstance(servers, list) or not all(isinstance(s, dict) and s.get("urls") for s in servers):
+        raise ValueError('PARLEY_ICE_SERVERS must be a JSON list of objects with "urls"')
+    allowed = {"urls", "username", "credential"}
+    return [{k: v for k, v in s.items() if k in allowed} for s in servers]
+
+
+def configuration(servers: list[dict[str, Any]] | None = None) -> RTCConfiguration:
+    # Never None: with no configuration aiortc would ask a public STUN server.
+    return RTCConfiguration(iceServers=[RTCIceServer(**server) for server in servers or []])
 
 
 def use_loopback_only() -> None:

@@ -12,6 +12,9 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.active_calls = Gauge("parley_active_calls", "Calls in progress", registry=self.registry)
         self.calls = Counter("parley_calls", "Calls accepted", registry=self.registry)
+        self.loop_stalls = Counter(
+            "parley_event_loop_stalls", "Times the event loop was over 100 ms late", registry=self.registry
+        )
         self.barge_ins = Counter("parley_barge_ins", "Replies interrupted by the person", registry=self.registry)
         self.response = Histogram(
             "parley_response_seconds",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
+from server import ice
 from server.admission import OfferRateLimiter
-from server.app import CALLS, MODELS, create_app
+from server.app import CALLS, METRICS, MODELS, create_app
 from server.config import Settings
 from tests.fakes import fake_providers
 from tests.test_signalling import client_offer
@@ -66,3 +68,44 @@ async def test_a_call_ends_itself_with_an_event_first(start_server, call_client,
             break
         await asyncio.sleep(0.1)
     assert started_apps[-1][CALLS] == {}
+
+
+async def test_ice_servers_reach_the_server_and_the_page(aiohttp_client):
+    servers = '[{"urls": ["stun:127.0.0.1:3478"]}, {"urls": "turn:127.0.0.1:3478", "username": "u", "credential": "p"}]'
+    _, client = await started(aiohttp_client, Settings(ice_loopback=True, ice_servers=servers))
+    body = await (await client.get("/ice")).json()
+    assert body["iceServers"][1] == {"urls": "turn:127.0.0.1:3478", "username": "u", "credential": "p"}
+    config = ice.configuration(ice.parse_servers(servers))
+    assert [s.urls for s in config.iceServers] == [["stun:127.0.0.1:3478"], "turn:127.0.0.1:3478"]
+
+
+@pytest.mark.parametrize("raw", ["not json", '{"urls": "stun:x"}', '[{"username": "u"}]'])
+def test_bad_ice_servers_are_a_clear_start_up_error(raw):
+    with pytest.raises(ValueError, match="PARLEY_ICE_SERVERS"):
+        Settings.from_env({"PARLEY_ICE_SERVERS": raw})
+
+
+async def test_the_page_forbids_anything_from_elsewhere(aiohttp_client):
+    _, client = await started(aiohttp_client, Settings(ice_loopback=True))
+    page = await client.get("/")
+    csp = page.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp
+    assert "http" not in (await page.text()).replace('"/static', "")  # no third-party URL in the page
+
+
+async def test_a_stalled_event_loop_is_noticed(aiohttp_client, caplog):
+    app, _ = await started(aiohttp_client, Settings(ice_loopback=True))
+    await asyncio.sleep(0.1)
+    time.sleep(0.3)  # block the loop, as blocking inference on it would  # noqa: ASYNC251
+    await asyncio.sleep(0.2)
+    assert "event loop stalled" in caplog.text
+    assert "parley_event_loop_stalls_total 1.0" in app[METRICS].render().decode()
+
+
+async def test_shutdown_tells_every_call_then_hangs_up(start_server, call_client, started_apps):
+    url = await start_server(fake_providers(), Settings(ice_loopback=True, hangover_ms=500))
+    call = await call_client(url, mode="chat")
+    app = started_apps[-1]
+    await app.shutdown()  # what SIGTERM runs
+    _, ended = await call.wait_for(lambda e: e["type"] == "ended", 5)
+    assert ended["reason"] == "shutdown" and app[CALLS] == {}

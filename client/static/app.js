@@ -88,7 +88,8 @@ async function startCall() {
       audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
     });
     startMeter(micStream);
-    pc = new RTCPeerConnection();
+    const ice = await (await fetch("/ice")).json(); // STUN/TURN for calls across NATs
+    pc = new RTCPeerConnection({ iceServers: ice.iceServers });
     channel = pc.createDataChannel("events", { ordered: true });
     channel.onmessage = (msg) => onEvent(JSON.parse(msg.data));
     micStream.getAudioTracks().forEach((track) => pc.addTrack(track, micStream));

@@ -1,0 +1,41 @@
+"""Property-based fuzzing of what clients send: offers and data-channel messages get a clear refusal, never
+an unexpected exception (which would be a 500, or a dead session)."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server.events import BadMessage, ModeChange, Reset, TextInput, parse_client_message
+from server.signalling import OfferError, parse_offer
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+known_keys = st.sampled_from(["type", "text", "mode", "language", "sdp"])
+messages = st.dictionaries(known_keys | st.text(max_size=8), json_values | st.sampled_from(
+    ["text", "mode", "reset", "interview", "language", "chat", "en", "fr", "xx", "offer"]), max_size=5)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(messages.map(json.dumps), st.text(max_size=300), st.binary(max_size=300)))
+def test_any_data_channel_message_is_understood_or_refused_in_words(raw):
+    try:
+        message = parse_client_message(raw)
+    except BadMessage as exc:
+        assert exc.code in ("bad_message", "too_large") and str(exc)
+    else:
+        assert isinstance(message, TextInput | ModeChange | Reset)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(messages, json_values))
+def test_any_offer_body_is_accepted_or_refused_in_words(body):
+    try:
+        parse_offer(body)
+    except OfferError as exc:
+        assert exc.status == 400 and str(exc)

@@ -1,0 +1,48 @@
+"""200 calls opened and closed one after another leave nothing behind: tasks, threads, file descriptors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import threading
+
+from client.call import CallClient
+from server.app import CALLS
+from server.config import Settings
+from tests.fakes import fake_providers
+
+CALLS_IN_SEQUENCE = 200
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def one_call(url: str, app_calls: dict) -> None:
+    call = CallClient(url, mode="chat")
+    await call.connect()  # returns once the server said "ready" on the events channel
+    await call.close()
+    for _ in range(100):
+        if not app_calls:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the server kept a call its client hung up")
+
+
+async def test_calls_in_sequence_leak_nothing(start_server, started_apps):
+    url = await start_server(fake_providers(), Settings(ice_loopback=True, max_calls=5, offers_per_minute=10_000))
+    app_calls = started_apps[-1][CALLS]
+    for _ in range(10):  # warm up: first-use allocations, thread pools, caches
+        await one_call(url, app_calls)
+    await asyncio.sleep(0.5)
+    tasks, threads, fds = len(asyncio.all_tasks()), threading.active_count(), open_fds()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(CALLS_IN_SEQUENCE):
+        await one_call(url, app_calls)
+    await asyncio.sleep(0.5)
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{CALLS_IN_SEQUENCE} calls: peak RSS {rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MB")
+    assert len(asyncio.all_tasks()) <= tasks + 2, asyncio.all_tasks()
+    assert threading.active_count() <= threads + 1
+    assert open_fds() <= fds + 5
