@@ -50,7 +50,7 @@ def _default_providers(settings: Settings) -> Providers:
 
 
 def create_app(settings: Settings, providers_factory: ProvidersFactory | None = None) -> web.Application:
-    app = web.Application(middlewares=[json_errors])
+    app = web.Application(middlewares=[json_errors, cors])
     app[SETTINGS] = settings
     app[MODELS] = Models()
     app[CALLS] = {}
@@ -115,6 +115,30 @@ PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; media-src 'self' blob:; "
     "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
 )
+
+
+def _same_origin(request: web.Request, origin: str) -> bool:
+    return origin == f"{request.scheme}://{request.host}"
+
+
+@web.middleware
+async def cors(request: web.Request, handler: Callable) -> web.StreamResponse:
+    """Pages of other origins may place calls only when PARLEY_CORS_ORIGINS names them; a refused origin is
+    turned away before any model time or peer connection is spent on it."""
+    origin = request.headers.get("Origin")
+    if not origin or _same_origin(request, origin):
+        return await handler(request)
+    allowed = {o.strip() for o in request.app[SETTINGS].cors_origins.split(",") if o.strip()}
+    if origin not in allowed:
+        return signalling.json_error(403, f"calls from {origin} are not allowed here")
+    headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    if request.method == "OPTIONS":
+        headers |= {"Access-Control-Allow-Methods": "GET, POST", "Access-Control-Max-Age": "600",
+                    "Access-Control-Allow-Headers": "Content-Type, Authorization"}  # fmt: skip
+        return web.Response(status=204, headers=headers)
+    response = await handler(request)
+    response.headers.update(headers)
+    return response
 
 
 async def index(request: web.Request) -> web.FileResponse:

@@ -65,6 +65,10 @@ class Settings:
     # A call ends (with an "ended" event first) after this long, or after this long without the person's audio.
     max_call_s: float = 1800.0
     idle_s: float = 300.0
+    # A peer whose audio stops arriving for this long has vanished (tab killed, network gone): hang up.
+    peer_timeout_s: float = 10.0
+    # Other origins whose pages may place calls (comma-separated, e.g. https://app.example.com).
+    cors_origins: str = ""
     log_level: str = "INFO"
 
     @classmethod

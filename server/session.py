@@ -15,6 +15,7 @@ import numpy as np
 from aiortc import RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from server.admission import watch_call_limits
 from server.audio.inbound import VAD_RATE, WINDOW, InboundAudio
 from server.audio.outbound import Segment, SpeechTrack
 from server.audio.vad import WINDOW_MS, SileroModel, SpeechDetector, VadEvent, VadEventKind
@@ -71,14 +72,14 @@ class Call:
         self.turns = 0
         self.closed = asyncio.Event()
         self.started_at = time.monotonic()
-        self._last_activity = self.started_at  # the person's last speech or typed message
+        self.last_activity = self.started_at  # the person's last speech or typed message
         self._closing: asyncio.Task[None] | None = None
         self.on_close: list[Callable[[], None]] = []
 
     # -- wiring ---------------------------------------------------------------------------------------------
     def attach(self) -> None:
         pc = self.pc
-        self._spawn(self._watch_limits())
+        self._spawn(watch_call_limits(self))
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
@@ -111,23 +112,17 @@ class Call:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _watch_limits(self) -> None:
-        """Ends a call that ran too long, or in which the person has said nothing for a long time."""
-        while True:
-            now = time.monotonic()
-            if now - self.started_at >= self.settings.max_call_s:
-                reason = "max_duration"
-            elif now - self._last_activity >= self.settings.idle_s:
-                reason = "idle"
-            else:
-                await asyncio.sleep(min(1.0, self.settings.idle_s / 4))
-                continue
-            logger.info("call %s: ending (%s)", self.session_id, reason)
-            self.send("ended", reason=reason)
+    def end(self, reason: str) -> None:
+        """Ends the call from inside it: the client is told why, then the connection is closed."""
+        logger.info("call %s: ending (%s)", self.session_id, reason)
+        self.send("ended", reason=reason)
+
+        async def close_soon() -> None:
             await asyncio.sleep(0.2)  # let the event leave before the connection goes
-            # Not one of the call's own tasks: close() cancels those, and this one with them.
-            self._closing = asyncio.get_running_loop().create_task(self.close())
-            return
+            await self.close()
+
+        # Not one of the call's own tasks: close() cancels those.
+        self._closing = asyncio.get_running_loop().create_task(close_soon())
 
     async def close(self) -> None:
         if self.closed.is_set():
@@ -170,8 +165,12 @@ class Call:
         # Always drain the track: aiortc's inbound queue is unbounded.
         while True:
             try:
-                frame = await track.recv()
+                frame = await asyncio.wait_for(track.recv(), self.settings.peer_timeout_s)
             except MediaStreamError:
+                return
+            except TimeoutError:
+                # Browsers send audio packets all the time, even in silence: none means the peer is gone.
+                self.end("peer_gone")
                 return
             for window in self._inbound.push(frame):
                 self.hear(window)
@@ -190,7 +189,7 @@ class Call:
     def _on_vad(self, event: VadEvent) -> None:
         kind = event.kind
         if kind in (VadEventKind.START, VadEventKind.RESUME):
-            self._last_activity = time.monotonic()
+            self.last_activity = time.monotonic()
         if kind is VadEventKind.START:
             self._utterance = deque(self._preroll, maxlen=MAX_UTTERANCE_WINDOWS)
             self._preroll.clear()
@@ -238,7 +237,7 @@ class Call:
         except BadMessage as exc:
             self.send("error", code=exc.code, message=str(exc))
             return
-        self._last_activity = time.monotonic()
+        self.last_activity = time.monotonic()
         if isinstance(message, TextInput):
             self.barge_in()  # typed text while the bot speaks counts as a barge-in
             self._start_reply(self._respond(None, message.text, TurnClock(ended_at=time.monotonic())))
@@ -292,12 +291,12 @@ class Call:
         text = self.persona.greeting(self._rng, self.language)
         self._start_reply(self._speak_fixed(text))
 
-    async def _speak_fixed(self, text: str) -> None:
+    async def _speak_fixed(self, text: str, warm: bool = True) -> None:
         reply = Reply(self.track, self.providers.tts, self._style())
         self._clock = None
         await self._run_reply(reply, reply.say(text))
-        # Evaluate the prompt now, while the person listens, so their first turn starts warm.
-        self._spawn(self.providers.llm.warm(self.conversation.messages()))
+        if warm:  # evaluate the prompt now, while the person listens, so their first turn starts warm
+            self._spawn(self.providers.llm.warm(self.conversation.messages()))
 
     async def _respond(
         self, audio: np.ndarray | None, text: str | None, clock: TurnClock, confirmed: asyncio.Event | None = None
@@ -373,10 +372,8 @@ class Call:
 
     async def _apologize(self) -> None:
         """A short spoken apology, so a person who is not reading the screen knows to say it again."""
-        reply = Reply(self.track, self.providers.tts, self._style())
-        self._clock = None
         try:
-            await self._run_reply(reply, reply.say(APOLOGIES.get(self.language, APOLOGIES["en"])))
+            await self._speak_fixed(APOLOGIES.get(self.language, APOLOGIES["en"]), warm=False)
         except ProviderError:
             self._state("listening")  # speech synthesis is failing too: the error event has to do
 
@@ -394,18 +391,9 @@ class Call:
         clock, self._clock = self._clock, None
         if clock is None:
             return  # the greeting has no turn metrics
-        now = time.monotonic()
-        response_ms = round((now - clock.ended_at) * 1000)
-        self.metrics.observe_turn(response_ms, clock.stt_ms)
-        self.send(
-            "metrics",
-            turn=self.turns,
-            stt_ms=clock.stt_ms,
-            llm_first_token_ms=clock.llm_first_token_ms,
-            llm_first_sentence_ms=clock.llm_first_sentence_ms,
-            tts_first_audio_ms=clock.tts_first_audio_ms,
-            response_ms=response_ms,
-        )
+        report = clock.report(self.turns)
+        self.metrics.observe_turn(report["response_ms"], clock.stt_ms)
+        self.send("metrics", **report)
 
     def _segment_done(self, segment: Segment) -> None:
         if self._reply is not None and segment in self._reply.segments:

@@ -109,3 +109,31 @@ async def test_shutdown_tells_every_call_then_hangs_up(start_server, call_client
     await app.shutdown()  # what SIGTERM runs
     _, ended = await call.wait_for(lambda e: e["type"] == "ended", 5)
     assert ended["reason"] == "shutdown" and app[CALLS] == {}
+
+
+async def test_other_origins_need_to_be_allowed(aiohttp_client):
+    allowed = "https://app.example.com"
+    app, client = await started(aiohttp_client, Settings(ice_loopback=True, cors_origins=allowed, max_calls=5))
+    own = f"http://{client.server.host}:{client.server.port}"
+    assert (await offer(client, Origin=own)).status == 200  # same origin: no setting needed
+    refused = await offer(client, Origin="https://evil.example.net")
+    assert refused.status == 403 and "not allowed" in (await refused.json())["error"]
+    assert len(app[CALLS]) == 1  # no peer connection was made for the refused origin
+    preflight = await client.options("/offer", headers={"Origin": allowed, "Access-Control-Request-Method": "POST"})
+    assert preflight.status == 204 and preflight.headers["Access-Control-Allow-Origin"] == allowed
+    assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    answered = await offer(client, Origin=allowed)
+    assert answered.status == 200 and answered.headers["Access-Control-Allow-Origin"] == allowed
+
+
+async def test_a_peer_that_vanishes_is_hung_up(start_server, call_client, started_apps):
+    url = await start_server(fake_providers(), Settings(ice_loopback=True, hangover_ms=500, peer_timeout_s=1.0))
+    call = await call_client(url, mode="chat")
+    calls = started_apps[-1][CALLS]
+    assert len(calls) == 1
+    call.mic.stop()  # its audio stops, and it never hangs up
+    for _ in range(60):
+        if not calls:
+            break
+        await asyncio.sleep(0.1)
+    assert calls == {}

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from server.audio.outbound import OutputResampler, Segment, SpeechTrack
 from server.dialogue.text import SentenceSplitter, heard_part, spoken
@@ -41,6 +42,17 @@ class TurnClock:
 
     def first_audio(self, tts_ms: int) -> None:
         self.tts_first_audio_ms = tts_ms
+
+    def report(self, turn: int) -> dict[str, Any]:
+        """The ``metrics`` event's fields, as the turn's first reply frame is sent (now)."""
+        return {
+            "turn": turn,
+            "stt_ms": self.stt_ms,
+            "llm_first_token_ms": self.llm_first_token_ms,
+            "llm_first_sentence_ms": self.llm_first_sentence_ms,
+            "tts_first_audio_ms": self.tts_first_audio_ms,
+            "response_ms": round((time.monotonic() - self.ended_at) * 1000),
+        }
 
 
 class Reply:
