@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from aiohttp import web
 
+from server import logs
 from server.app import create_app
 from server.config import parse_args
 
@@ -17,10 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # aioice and aiortc log every STUN exchange at INFO; keep the server's own lines readable.
-    for noisy in ("aioice", "aiortc"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.setup(settings.log_level, settings.log_format)
     app = create_app(settings)
     print(f"Parley: loading models; the call page will be at http://{settings.host}:{settings.port}/", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None)

@@ -70,6 +70,7 @@ class Settings:
     # Other origins whose pages may place calls (comma-separated, e.g. https://app.example.com).
     cors_origins: str = ""
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one object per line
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -99,12 +99,15 @@ class Call:
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
-            logger.info("call %s: connection %s", self.session_id, pc.connectionState)
+            logger.info("call %s: connection %s", self.session_id, pc.connectionState, extra=self._log("connection"))
             if pc.connectionState == "connected" and not self._greeted:
                 self._greeted = True
                 self._greet()
             elif pc.connectionState in ("failed", "closed"):
                 await self.close()
+
+    def _log(self, event: str) -> dict[str, str]:
+        return {"call": self.session_id, "event": event}
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -114,7 +117,7 @@ class Call:
 
     def end(self, reason: str) -> None:
         """Ends the call from inside it: the client is told why, then the connection is closed."""
-        logger.info("call %s: ending (%s)", self.session_id, reason)
+        logger.info("call %s: ending (%s)", self.session_id, reason, extra=self._log("ended"))
         self.send("ended", reason=reason)
 
         async def close_soon() -> None:
@@ -136,7 +139,7 @@ class Call:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.track.stop()
         await self.pc.close()
-        logger.info("call %s closed after %d turns", self.session_id, self.turns)
+        logger.info("call %s closed after %d turns", self.session_id, self.turns, extra=self._log("closed"))
 
     # -- events to the client -------------------------------------------------------------------------------
     def send(self, kind: str, **fields: Any) -> None:
@@ -331,6 +334,7 @@ class Call:
             if confirmed is not None:
                 await confirmed.wait()
             self.turns += 1
+            logger.debug("call %s heard: %s", self.session_id, text)  # transcripts only when debugging
             self.send("transcript", role="user", text=text, interrupted=False)
             self.conversation.add_user(text)
             gate.set()
@@ -393,6 +397,7 @@ class Call:
             return  # the greeting has no turn metrics
         report = clock.report(self.turns)
         self.metrics.observe_turn(report["response_ms"], clock.stt_ms)
+        logger.info("call %s: turn %s %s", self.session_id, self.turns, report, extra=self._log("turn"))
         self.send("metrics", **report)
 
     def _segment_done(self, segment: Segment) -> None:
