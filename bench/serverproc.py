@@ -26,7 +26,8 @@ def free_port() -> int:
 class ServerProcess:
     """``python -m server --port N`` with loopback-only ICE; its log goes to a temporary file."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.extra_env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         fd, name = tempfile.mkstemp(prefix="parley-bench-server-", suffix=".log")
@@ -35,7 +36,7 @@ class ServerProcess:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "PARLEY_ICE_LOOPBACK": "1"}
+        env = {**os.environ, "PARLEY_ICE_LOOPBACK": "1", **self.extra_env}
         with self.log_path.open("wb") as log:
             # The same interpreter as the bench (.venv/bin/python), from the repository root.
             self._proc = subprocess.Popen(
@@ -58,6 +59,11 @@ class ServerProcess:
                     pass  # not listening yet
                 await asyncio.sleep(0.5)
         raise TimeoutError(f"the server was not healthy after {timeout:.0f} s:\n{self.log_tail()}")
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGINT first so aiohttp closes every call cleanly; kill it only if it hangs."""

@@ -26,6 +26,16 @@ class Metrics:
             "parley_stt_seconds", "Speech-to-text time per turn", buckets=_LATENCY_BUCKETS, registry=self.registry
         )
 
+        self.frame_gap = Histogram(
+            "parley_frame_gap_seconds",
+            "Time between two outgoing 20 ms audio frames (pacing: should stay near 0.02)",
+            buckets=(0.015, 0.021, 0.025, 0.03, 0.04, 0.06, 0.1, 0.2, 0.5),
+            registry=self.registry,
+        )
+        self.inbound_frames = Counter(
+            "parley_inbound_frames", "Audio frames received from people", registry=self.registry
+        )
+
     def observe_turn(self, response_ms: int, stt_ms: int | None) -> None:
         self.response.observe(response_ms / 1000)
         if stt_ms is not None:

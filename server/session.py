@@ -53,7 +53,7 @@ class Call:
         self.metrics = metrics
         self.mode, self.language = mode, language
         self.persona: Persona = PERSONAS[mode]
-        self.track = SpeechTrack(on_segment_start=self._segment_started, on_segment_done=self._segment_done)
+        self.track = SpeechTrack(self._segment_started, self._segment_done, metrics.frame_gap.observe)
         self.conversation = Conversation(self.persona.system_prompt(language))
         self.detector = SpeechDetector(settings.vad_threshold, settings.vad_start_windows, self._hangover(self.persona))
         self._vad = vad_model.stream()
@@ -175,6 +175,7 @@ class Call:
                 # Browsers send audio packets all the time, even in silence: none means the peer is gone.
                 self.end("peer_gone")
                 return
+            self.metrics.inbound_frames.inc()
             for window in self._inbound.push(frame):
                 self.hear(window)
 

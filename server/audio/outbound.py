@@ -53,8 +53,11 @@ class SpeechTrack(MediaStreamTrack):
         self,
         on_segment_start: SegmentCallback | None = None,
         on_segment_done: SegmentCallback | None = None,
+        on_frame_gap: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__()
+        self.on_frame_gap = on_frame_gap  # seconds between two frames leaving: the pacing as it really was
+        self._last_sent: float | None = None
         self._segments: deque[Segment] = deque()
         self._pts = 0
         self._start: float | None = None
@@ -101,6 +104,10 @@ class SpeechTrack(MediaStreamTrack):
             wait = self._start + self._pts / OUT_RATE - now
             if wait > 0:
                 await asyncio.sleep(wait)
+        sent = time.monotonic()
+        if self._last_sent is not None and self.on_frame_gap is not None:
+            self.on_frame_gap(sent - self._last_sent)
+        self._last_sent = sent
         pcm = self._take(FRAME_SAMPLES)
         frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = OUT_RATE
