@@ -57,7 +57,8 @@ class Settings:
     ice_loopback: bool = False
     # STUN/TURN servers for the server's peer connections and the call page, as a JSON list (see server/ice.py).
     ice_servers: str = ""
-    # Admission: concurrent calls (0: 2 when any stage runs embedded models on this machine, else 20), offers
+    # Admission: concurrent calls (0: 2 when any stage runs embedded models on this machine, else 5, which
+    # one event loop paces cleanly: python -m bench.capacity), offers
     # per minute from one client address, an optional bearer token for /offer.
     max_calls: int = 0
     offers_per_minute: int = 20
@@ -96,7 +97,7 @@ class Settings:
     def call_capacity(self) -> int:
         if self.max_calls > 0:
             return self.max_calls
-        return 2 if any(self.provider(stage) == "local" for stage in STAGES) else 20
+        return 2 if any(self.provider(stage) == "local" for stage in STAGES) else 5
 
     def provider(self, stage: str) -> str:
         return getattr(self, stage) or "local"
