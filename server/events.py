@@ -67,9 +67,9 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
         return TextInput(text.strip())
     if kind == "mode":
         mode, language = data.get("mode"), data.get("language")
-        if mode not in PERSONAS:
+        if not isinstance(mode, str) or mode not in PERSONAS:
             raise BadMessage("bad_message", f"unknown mode {mode!r}; use one of {', '.join(PERSONAS)}")
-        if language is not None and language not in LANGUAGES:
+        if language is not None and (not isinstance(language, str) or language not in LANGUAGES):
             raise BadMessage("bad_message", f"unknown language {language!r}")
         return ModeChange(mode, language)
     if kind == "reset":

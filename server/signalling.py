@@ -41,10 +41,10 @@ def parse_offer(body: Any) -> tuple[str, str, str]:
     if not isinstance(sdp, str) or not sdp.startswith("v=0"):
         raise OfferError('"sdp" must be an SDP offer (text starting with "v=0")')
     mode = body.get("mode", DEFAULT_MODE)
-    if mode not in PERSONAS:
+    if not isinstance(mode, str) or mode not in PERSONAS:
         raise OfferError(f"unknown mode {mode!r}; use one of {', '.join(PERSONAS)}")
     language = body.get("language", DEFAULT_LANGUAGE)
-    if language not in LANGUAGES:
+    if not isinstance(language, str) or language not in LANGUAGES:
         raise OfferError(f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}")
     if not has_two_way_audio(sdp):
         raise OfferError("the offer has no audio m-line that both sends and receives")
