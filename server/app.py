@@ -41,6 +41,7 @@ MODELS = web.AppKey("models", Models)
 CALLS = web.AppKey("calls", dict[str, Call])
 METRICS = web.AppKey("metrics", Metrics)
 RATE_LIMITER = web.AppKey("rate_limiter", admission.OfferRateLimiter)
+ICE_SERVERS = web.AppKey("ice_servers", list)
 
 
 def _default_providers(settings: Settings) -> Providers:
@@ -56,6 +57,7 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app[CALLS] = {}
     app[METRICS] = Metrics()
     app[RATE_LIMITER] = admission.OfferRateLimiter(settings.offers_per_minute)
+    app[ICE_SERVERS] = ice.parse_servers(settings.ice_servers)  # validated once, used by every call
     if settings.ice_loopback:
         ice.use_loopback_only()
     factory = providers_factory or _default_providers
@@ -156,7 +158,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def ice_servers(request: web.Request) -> web.Response:
     """The STUN/TURN servers the call page should use (the same the server uses)."""
-    return web.json_response({"iceServers": ice.parse_servers(request.app[SETTINGS].ice_servers)})
+    return web.json_response({"iceServers": request.app[ICE_SERVERS]})
 
 
 async def status(request: web.Request) -> web.Response:
@@ -196,7 +198,7 @@ async def offer(request: web.Request) -> web.Response:
         return signalling.json_error(503, "the server is still loading its models; try again shortly")
 
     session_id = signalling.new_session_id()
-    pc = RTCPeerConnection(ice.configuration(ice.parse_servers(settings.ice_servers)))
+    pc = RTCPeerConnection(ice.configuration(app[ICE_SERVERS]))
     call = Call(session_id, pc, app[SETTINGS], models.providers, models.vad, app[METRICS], mode, language)
     call.attach()
     try:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from aiortc import RTCDataChannel
 
 from server.dialogue.modes import LANGUAGES, PERSONAS
 
 logger = logging.getLogger(__name__)
 
+UNSENT_EVENTS = 64  # events kept until the channel opens (bounded: an offer may have no channel)
 MAX_MESSAGE_BYTES = 16 * 1024
 MAX_TEXT_CHARS = 2000
 
@@ -75,3 +80,38 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
     if kind == "reset":
         return Reset()
     raise BadMessage("bad_message", f"unknown message type {kind!r}")
+
+
+class EventChannel:
+    """The server's end of the ``events`` channel. A call can connect, and its greeting start, before the
+    channel opens: what is said meanwhile is kept and sent right after the opening message."""
+
+    def __init__(self) -> None:
+        self._channel: RTCDataChannel | None = None
+        self._unsent: deque[str] = deque(maxlen=UNSENT_EVENTS)
+
+    def attach(self, channel: RTCDataChannel, on_open: Callable[[], None]) -> None:
+        self._channel = channel
+        if channel.readyState == "open":
+            on_open()
+        else:
+            channel.on("open", on_open)
+
+    @property
+    def is_open(self) -> bool:
+        return self._channel is not None and self._channel.readyState == "open"
+
+    def send(self, kind: str, **fields: Any) -> None:
+        message = json.dumps({"type": kind, **fields})
+        if self.is_open:
+            self._channel.send(message)  # type: ignore[union-attr]
+        else:
+            self._unsent.append(message)
+
+    def open_with(self, kind: str, **fields: Any) -> None:
+        """Sends ``kind`` first, then whatever waited for the channel (no-op while it is not open)."""
+        if not self.is_open:
+            return
+        self._channel.send(json.dumps({"type": kind, **fields}))  # type: ignore[union-attr]
+        while self._unsent:
+            self._channel.send(self._unsent.popleft())  # type: ignore[union-attr]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
@@ -23,7 +22,7 @@ from server.config import Settings
 from server.dialogue.conversation import Conversation
 from server.dialogue.modes import APOLOGIES, PERSONAS, Persona
 from server.dialogue.turn import Reply, TurnClock
-from server.events import BadMessage, ModeChange, Reset, TextInput, parse_client_message
+from server.events import BadMessage, EventChannel, ModeChange, Reset, TextInput, parse_client_message
 from server.metrics import Metrics
 from server.providers.base import ProviderError, Providers, VoiceStyle
 
@@ -31,7 +30,6 @@ logger = logging.getLogger(__name__)
 
 PREROLL_WINDOWS = 10  # audio kept from before the speech onset (320 ms): Whisper needs the first phoneme
 MAX_UTTERANCE_WINDOWS = 30 * VAD_RATE // WINDOW  # Whisper reads 30 s at most
-UNSENT_EVENTS = 64  # events kept until the events channel opens
 
 
 class Call:
@@ -60,8 +58,7 @@ class Call:
         self._inbound = InboundAudio()
         self._preroll: deque[np.ndarray] = deque(maxlen=PREROLL_WINDOWS)
         self._utterance: deque[np.ndarray] | None = None
-        self._channel: RTCDataChannel | None = None
-        self._unsent: deque[str] = deque(maxlen=UNSENT_EVENTS)  # bounded: an offer may have no channel
+        self.events = EventChannel()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reply_task: asyncio.Task[None] | None = None
         self._reply: Reply | None = None
@@ -90,12 +87,8 @@ class Call:
         def on_datachannel(channel: RTCDataChannel) -> None:
             if channel.label != "events":
                 return
-            self._channel = channel
             channel.on("message", self._on_message)
-            if channel.readyState == "open":
-                self._send_ready()
-            else:
-                channel.on("open", self._send_ready)
+            self.events.attach(channel, self._send_ready)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -143,22 +136,10 @@ class Call:
 
     # -- events to the client -------------------------------------------------------------------------------
     def send(self, kind: str, **fields: Any) -> None:
-        message = json.dumps({"type": kind, **fields})
-        channel = self._channel
-        if channel is not None and channel.readyState == "open":
-            channel.send(message)
-        else:
-            # The call can connect (and the greeting start) before the channel opens: keep what it says.
-            self._unsent.append(message)
+        self.events.send(kind, **fields)
 
     def _send_ready(self) -> None:
-        channel = self._channel
-        if channel is None or channel.readyState != "open":
-            return
-        channel.send(json.dumps({"type": "ready", "session_id": self.session_id, "mode": self.mode,
-                                 "language": self.language}))  # fmt: skip
-        while self._unsent:
-            channel.send(self._unsent.popleft())
+        self.events.open_with("ready", session_id=self.session_id, mode=self.mode, language=self.language)
 
     def _state(self, state: str) -> None:
         self.send("state", state=state)

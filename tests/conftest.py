@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from client.call import CallClient, read_wav
+from client.call import CallClient
 from server.app import MODELS, create_app
 from server.config import Settings
 from server.providers.base import Providers
@@ -60,11 +60,6 @@ def silence() -> Callable[[float], np.ndarray]:
 
 
 @pytest.fixture
-def test_settings() -> Settings:
-    return Settings(ice_loopback=True, hangover_ms=500)
-
-
-@pytest.fixture
 def started_apps() -> list[web.Application]:
     """The apps ``start_server`` started, in order: for tests that look inside the server (e.g. its calls)."""
     return []
@@ -105,10 +100,6 @@ async def call_client() -> AsyncIterator[Callable[..., asyncio.Future]]:
     yield open_call  # type: ignore[misc]
     for client in clients:
         await client.close()
-
-
-def load_clip(path: Path) -> np.ndarray:
-    return read_wav(path)
 
 
 @pytest.fixture(scope="session")

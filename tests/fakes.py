@@ -34,7 +34,6 @@ class FakeLLM:
         self.token_delay = token_delay
         self.fail_times = fail_times
         self.requests: list[list[ChatMessage]] = []
-        self.cancelled = 0
 
     async def stream(
         self, messages: Sequence[ChatMessage], *, temperature: float, max_tokens: int
@@ -44,13 +43,9 @@ class FakeLLM:
             self.fail_times -= 1
             raise ProviderError("the language model failed")
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
-        try:
-            for word in reply.split(" "):
-                await asyncio.sleep(self.token_delay)
-                yield word + " "
-        except (asyncio.CancelledError, GeneratorExit):
-            self.cancelled += 1
-            raise
+        for word in reply.split(" "):
+            await asyncio.sleep(self.token_delay)
+            yield word + " "
 
     async def warm(self, messages: Sequence[ChatMessage]) -> None:
         return None

@@ -6,9 +6,17 @@ import asyncio
 
 import numpy as np
 
+from client.call import CallClient
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
 
 QUESTION = "What is the difference between a process and a thread?"
+
+
+async def chat_call(start_server, call_client, providers) -> tuple[CallClient, float]:
+    """A chat-mode call to a server with ``providers`` (hang-over 500 ms), once its greeting is over."""
+    url = await start_server(providers)
+    call = await call_client(url, mode="chat")
+    return call, await call.wait_listening()
 
 
 def is_(kind: str, **fields: object):
@@ -18,9 +26,7 @@ def is_(kind: str, **fields: object):
 async def test_spoken_turn_is_heard_and_answered(start_server, call_client, tts_speech, silence):
     stt = FakeSTT("what is a thread")
     llm = FakeLLM("A thread shares memory with its process. Want another question?")
-    url = await start_server(fake_providers(stt, llm))
-    call = await call_client(url, mode="chat")
-    greeted = await call.wait_listening()
+    call, greeted = await chat_call(start_server, call_client, fake_providers(stt, llm))
 
     speech = tts_speech(QUESTION)
     call.mic.play(np.concatenate([speech, silence(1.5)]))
@@ -51,9 +57,7 @@ async def test_barge_in_stops_the_bot_at_once_and_history_keeps_what_was_heard(
 ):
     stt = FakeSTT("wait, I know this one")
     llm = FakeLLM(LONG_REPLY, "Oh, sorry, go ahead.")
-    url = await start_server(fake_providers(stt, llm, FakeTTS(seconds_per_word=0.2)))
-    call = await call_client(url, mode="chat")
-    greeted = await call.wait_listening()
+    call, greeted = await chat_call(start_server, call_client, fake_providers(stt, llm, FakeTTS(seconds_per_word=0.2)))
 
     call.send({"type": "text", "text": "tell me about threads"})
     speaking_t, _ = await call.wait_for(is_("state", state="speaking"), 10, greeted)
@@ -94,14 +98,11 @@ async def test_barge_in_stops_the_bot_at_once_and_history_keeps_what_was_heard(
     history = llm.requests[-1]
     assert history[-2] == {"role": "assistant", "content": heard}
     assert history[-1] == {"role": "user", "content": "[INTERRUPTED] wait, I know this one"}
-    assert llm.cancelled == 0 or llm.cancelled == 1  # the stream may have finished before the barge-in
 
 
 async def test_typed_text_is_answered_like_speech(start_server, call_client):
     llm = FakeLLM("Typed questions work too.")
-    url = await start_server(fake_providers(llm=llm))
-    call = await call_client(url, mode="chat")
-    greeted = await call.wait_listening()
+    call, greeted = await chat_call(start_server, call_client, fake_providers(llm=llm))
     call.send({"type": "text", "text": "  Can you read this?  "})
     await call.wait_for(is_("transcript", role="user", text="Can you read this?"), 5, greeted)
     _, metrics = await call.wait_for(is_("metrics", turn=1), 10, greeted)
@@ -114,9 +115,7 @@ async def test_typed_text_is_answered_like_speech(start_server, call_client):
 
 async def test_typed_text_while_the_bot_speaks_interrupts_it(start_server, call_client):
     llm = FakeLLM(LONG_REPLY, "Sure, switching topics.")
-    url = await start_server(fake_providers(llm=llm))
-    call = await call_client(url, mode="chat")
-    greeted = await call.wait_listening()
+    call, greeted = await chat_call(start_server, call_client, fake_providers(llm=llm))
     call.send({"type": "text", "text": "explain threads"})
     speaking_t, _ = await call.wait_for(is_("state", state="speaking"), 10, greeted)
     call.send({"type": "text", "text": "actually, something else"})
@@ -127,9 +126,7 @@ async def test_typed_text_while_the_bot_speaks_interrupts_it(start_server, call_
 
 
 async def test_bad_messages_get_an_error_event_and_the_call_goes_on(start_server, call_client):
-    url = await start_server(fake_providers(llm=FakeLLM("Still here.")))
-    call = await call_client(url, mode="chat")
-    greeted = await call.wait_listening()
+    call, greeted = await chat_call(start_server, call_client, fake_providers(llm=FakeLLM("Still here.")))
     bad = ["not json", "[1, 2]", '{"type": "dance"}', '{"type": "text", "text": ""}',
            '{"type": "text", "text": "' + "x" * 2001 + '"}', '{"type": "mode", "mode": "karaoke"}',
            "x" * 17_000]  # fmt: skip
@@ -149,9 +146,7 @@ async def test_bad_messages_get_an_error_event_and_the_call_goes_on(start_server
 
 async def test_a_failing_model_is_reported_and_the_next_turn_works(start_server, call_client):
     llm = FakeLLM("Back on track.", fail_times=1)
-    url = await start_server(fake_providers(llm=llm))
-    call = await call_client(url, mode="chat")
-    greeted = await call.wait_listening()
+    call, greeted = await chat_call(start_server, call_client, fake_providers(llm=llm))
     call.send({"type": "text", "text": "first try"})
     _, error = await call.wait_for(is_("error"), 10, greeted)
     assert error["code"] == "provider_failed" and "language model" in error["message"]
@@ -164,9 +159,7 @@ async def test_a_failing_model_is_reported_and_the_next_turn_works(start_server,
 
 async def test_reset_forgets_the_conversation(start_server, call_client):
     llm = FakeLLM("Noted.")
-    url = await start_server(fake_providers(llm=llm))
-    call = await call_client(url, mode="chat")
-    greeted = await call.wait_listening()
+    call, greeted = await chat_call(start_server, call_client, fake_providers(llm=llm))
     call.send({"type": "text", "text": "my name is Ada"})
     await call.wait_for(is_("transcript", role="assistant", text="Noted."), 10, greeted)
     call.send({"type": "reset"})
@@ -184,9 +177,7 @@ async def test_work_started_in_a_pause_is_dropped_when_the_person_goes_on(
 ):
     stt = FakeSTT("I think", "I think threads share memory")
     llm = FakeLLM("That is right.")
-    url = await start_server(fake_providers(stt, llm))  # the fixture's hang-over is 500 ms
-    call = await call_client(url, mode="chat")
-    greeted = await call.wait_listening()
+    call, greeted = await chat_call(start_server, call_client, fake_providers(stt, llm))
 
     first, second = tts_speech("I think"), tts_speech("threads share memory.")
     call.mic.play(np.concatenate([first, silence(0.3), second, silence(1.5)]))

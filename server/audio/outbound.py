@@ -22,7 +22,6 @@ logger = logging.getLogger(__name__)
 
 OUT_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz
-FRAME_SECONDS = FRAME_SAMPLES / OUT_RATE
 TIME_BASE = Fraction(1, OUT_RATE)
 
 
@@ -88,10 +87,6 @@ class SpeechTrack(MediaStreamTrack):
     def busy(self) -> bool:
         """True while reply audio is queued or playing."""
         return bool(self._segments)
-
-    @property
-    def samples_sent(self) -> int:
-        return self._pts
 
     # -- the clock (aiortc's sender calls this) ------------------------------------------------------------
     async def recv(self) -> AudioFrame:

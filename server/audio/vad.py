@@ -98,7 +98,6 @@ class SpeechDetector:
         self.pause_ms = pause_ms
         self.state = VadState.QUIET
         self._paused = False  # a PAUSE was reported for the current silence
-        self.last_probability = 0.0
         self._windows = 0
         self._run = 0  # consecutive speech windows while STARTING
         self._mark_ms = 0  # onset while STARTING, silence start while STOPPING
@@ -115,7 +114,6 @@ class SpeechDetector:
     def update(self, probability: float) -> VadEvent | None:
         at = self.now_ms
         self._windows += 1
-        self.last_probability = probability
         speech = probability >= self.threshold
         if self.state is VadState.QUIET:
             if speech:
