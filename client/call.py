@@ -10,6 +10,7 @@ import json
 import logging
 import time
 import wave
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -72,6 +73,16 @@ class Microphone(MediaStreamTrack):
         self._start: float | None = None
         self.play_started_at: float | None = None  # monotonic time of the first sample of the clip
         self.finished = asyncio.Event()
+        # An acoustic echo, as from loudspeakers with no echo cancellation: what the call received comes back
+        # into this microphone ``echo_delay_s`` later, ``echo_gain`` as loud (0: none).
+        self.echo_gain = 0.0
+        self.echo_delay_s = 0.15
+        self._echo: deque[tuple[float, np.ndarray]] = deque()
+
+    def hear_back(self, pcm: np.ndarray) -> None:
+        """A received frame, played by the (simulated) loudspeaker now."""
+        if self.echo_gain > 0:
+            self._echo.append((time.monotonic(), pcm))
 
     def play(self, pcm: np.ndarray) -> None:
         """Queues ``pcm`` (int16 mono 48 kHz); ``finished`` is set once its last sample is sent."""
@@ -95,12 +106,26 @@ class Microphone(MediaStreamTrack):
             samples[: chunk.size] = chunk
             if not self._queue:
                 self.finished.set()
+        echo = self._echo_due()
+        if echo is not None:
+            n = min(FRAME, echo.size)
+            mixed = samples[:n].astype(np.float64) + echo[:n] * self.echo_gain
+            samples[:n] = np.clip(mixed, -32768, 32767)
         frame = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = RATE
         frame.pts = self._pts
         frame.time_base = Fraction(1, RATE)
         self._pts += FRAME
         return frame
+
+    def _echo_due(self) -> np.ndarray | None:
+        due = time.monotonic() - self.echo_delay_s
+        backlog = int(self.echo_delay_s / 0.02) + 5
+        while len(self._echo) > backlog:  # behind (the loop was busy): an echo path does not grow
+            self._echo.popleft()
+        if self._echo and self._echo[0][0] <= due:
+            return self._echo.popleft()[1]
+        return None
 
 
 @dataclass
@@ -188,7 +213,9 @@ class CallClient:
             except MediaStreamError:
                 return
             for out in resampler.resample(frame):
-                self.recording.add(out.to_ndarray().reshape(-1))
+                pcm = out.to_ndarray().reshape(-1)
+                self.recording.add(pcm)
+                self.mic.hear_back(pcm)
 
     def send(self, message: dict[str, Any]) -> None:
         self._channel.send(json.dumps(message))

@@ -43,12 +43,15 @@ class Settings:
     voice_language: str = "nova"
     voice_chat: str = "shimmer"
     # Silence (ms) after the person's last speech before their turn is taken as finished; unset: per mode
-    # (interview 900, language practice 1000, chat 700: answers and learners pause longer).
+    # (interview 1300, language practice 1200, chat 700: answers and learners pause longer).
     hangover_ms: int | None = None
     # VAD speech probability that starts speech; speech ends below threshold - 0.15 (hysteresis).
     vad_threshold: float = 0.5
     # Consecutive 32 ms windows above the threshold needed to confirm speech (and barge in).
     vad_start_windows: int = 3
+    # While the bot speaks its audio pauses at the first speech window; this many confirm a barge-in (laughter
+    # and coughs are shorter, and the bot then goes on).
+    barge_in_windows: int = 8
     # Threads the embedded models may use for inference (the machine has 2 cores).
     threads: int = 2
     llm_context: int = 4096
@@ -113,6 +116,8 @@ class Settings:
             raise ValueError("PARLEY_HANGOVER_MS must be between 100 and 5000")
         if not 0.15 < self.vad_threshold < 1:
             raise ValueError("PARLEY_VAD_THRESHOLD must be between 0.15 and 1")
+        if not 1 <= self.vad_start_windows <= self.barge_in_windows <= 30:
+            raise ValueError("need 1 <= PARLEY_VAD_START_WINDOWS <= PARLEY_BARGE_IN_WINDOWS <= 30")
 
 
 def _convert(kind: object, name: str, raw: str) -> object:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+STAGES = ("stt", "llm_first_token", "llm_first_sentence", "tts_first_audio")
 _LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
 
@@ -16,6 +19,11 @@ class Metrics:
             "parley_event_loop_stalls", "Times the event loop was over 100 ms late", registry=self.registry
         )
         self.barge_ins = Counter("parley_barge_ins", "Replies interrupted by the person", registry=self.registry)
+        self.false_starts = Counter(
+            "parley_false_starts",
+            "Sounds that paused the bot but were not confirmed as speech (it went on)",
+            registry=self.registry,
+        )
         self.response = Histogram(
             "parley_response_seconds",
             "End of the person's speech to the first reply frame sent",
@@ -24,6 +32,19 @@ class Metrics:
         )
         self.stt = Histogram(
             "parley_stt_seconds", "Speech-to-text time per turn", buckets=_LATENCY_BUCKETS, registry=self.registry
+        )
+        self.stages = Histogram(
+            "parley_turn_stage_seconds",
+            "Per turn: stt (transcription), llm_first_token and llm_first_sentence (from the request), "
+            "tts_first_audio (first sentence to its first audio)",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.speculations_dropped = Counter(
+            "parley_speculations_dropped",
+            "Replies started during a pause and dropped because the person went on talking",
+            registry=self.registry,
         )
 
         self.frame_gap = Histogram(
@@ -36,10 +57,14 @@ class Metrics:
             "parley_inbound_frames", "Audio frames received from people", registry=self.registry
         )
 
-    def observe_turn(self, response_ms: int, stt_ms: int | None) -> None:
-        self.response.observe(response_ms / 1000)
-        if stt_ms is not None:
-            self.stt.observe(stt_ms / 1000)
+    def observe_turn(self, report: dict[str, Any]) -> None:
+        """A turn's ``metrics`` event fields, in ms."""
+        self.response.observe(report["response_ms"] / 1000)
+        if report.get("stt_ms") is not None:
+            self.stt.observe(report["stt_ms"] / 1000)
+        for stage in STAGES:
+            if report.get(f"{stage}_ms") is not None:
+                self.stages.labels(stage).observe(report[f"{stage}_ms"] / 1000)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -15,6 +15,8 @@ from aiortc import RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from server.admission import watch_call_limits
+from server.audio.echo import EchoGate
+from server.audio.hearing import Hearing
 from server.audio.inbound import VAD_RATE, WINDOW, InboundAudio
 from server.audio.outbound import Segment, SpeechTrack
 from server.audio.vad import WINDOW_MS, SileroModel, SpeechDetector, VadEvent, VadEventKind
@@ -22,6 +24,7 @@ from server.config import Settings
 from server.dialogue.conversation import Conversation
 from server.dialogue.modes import APOLOGIES, PERSONAS, Persona
 from server.dialogue.turn import Reply, TurnClock
+from server.dialogue.turn_end import UNFINISHED_EXTRA_MS, looks_unfinished
 from server.events import BadMessage, EventChannel, ModeChange, Reset, TextInput, parse_client_message
 from server.metrics import Metrics
 from server.providers.base import ProviderError, Providers, VoiceStyle
@@ -51,10 +54,14 @@ class Call:
         self.metrics = metrics
         self.mode, self.language = mode, language
         self.persona: Persona = PERSONAS[mode]
-        self.track = SpeechTrack(self._segment_started, self._segment_done, metrics.frame_gap.observe)
+        echo = EchoGate()
+        self.track = SpeechTrack(self._segment_started, self._segment_done, metrics.frame_gap.observe, echo.sent)
         self.conversation = Conversation(self.persona.system_prompt(language))
         self.detector = SpeechDetector(settings.vad_threshold, settings.vad_start_windows, self._hangover(self.persona))
-        self._vad = vad_model.stream()
+        self.hearing = Hearing(
+            vad_model.stream(), self.detector, self.track, echo,
+            settings.vad_start_windows, settings.barge_in_windows, metrics.false_starts.inc,
+        )  # fmt: skip
         self._inbound = InboundAudio()
         self._preroll: deque[np.ndarray] = deque(maxlen=PREROLL_WINDOWS)
         self._utterance: deque[np.ndarray] | None = None
@@ -163,7 +170,7 @@ class Call:
     def hear(self, window: np.ndarray) -> None:
         """One 32 ms window. Silero takes ~0.1 ms, so it runs right here: a thread hop would cost more and
         delay the barge-in decision."""
-        event = self.detector.update(self._vad(window))
+        event = self.hearing.update(window)
         if self._utterance is not None:
             self._utterance.append(window)
         else:
@@ -186,6 +193,7 @@ class Call:
         elif kind is VadEventKind.RESUME and self._speculation is not None:
             self._speculation[0].cancel()
             self._speculation = None
+            self.metrics.speculations_dropped.inc()
         elif kind is VadEventKind.END and self._utterance is not None:
             speculation = self._speculation or self._speculate(event)  # a hang-over shorter than a pause
             self._utterance, self._speculation = None, None
@@ -298,6 +306,8 @@ class Call:
                 started = time.monotonic()
                 text = await self.providers.stt.transcribe(audio, self.language)
                 clock.stt_ms = round((time.monotonic() - started) * 1000)
+                if confirmed is not None and not confirmed.is_set() and looks_unfinished(text, self.language):
+                    self.detector.extend(UNFINISHED_EXTRA_MS)  # they are thinking: give the pause more time
             if not text:  # nothing intelligible (a cough, noise): keep listening
                 if confirmed is None or confirmed.is_set():
                     self._state("listening")
@@ -378,7 +388,7 @@ class Call:
         if clock is None:
             return  # the greeting has no turn metrics
         report = clock.report(self.turns)
-        self.metrics.observe_turn(report["response_ms"], clock.stt_ms)
+        self.metrics.observe_turn(report)
         logger.info("call %s: turn %s %s", self.session_id, self.turns, report, extra=self._log("turn"))
         self.send("metrics", **report)
 

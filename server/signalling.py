@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
+from server.audio.inbound import shorten_jitter_buffer
 from server.dialogue.modes import DEFAULT_LANGUAGE, DEFAULT_MODE, LANGUAGES, PERSONAS
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ async def answer(pc: RTCPeerConnection, sdp: str, track: MediaStreamTrack, loopb
     except Exception as exc:  # aiortc raises ValueError and others on SDP it cannot use
         raise OfferError(f"the SDP offer cannot be used: {exc}") from exc
     pc.addTrack(track)  # takes the audio transceiver the offer created
+    shorten_jitter_buffer(pc)
     await pc.setLocalDescription(await pc.createAnswer())
     return pc.localDescription
 

@@ -17,6 +17,7 @@ from client.call import CallClient
 from server.app import MODELS, create_app
 from server.config import Settings
 from server.providers.base import Providers
+from server.providers.local.tts import PiperTTS
 from tests.fakes import fake_providers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,13 +33,18 @@ def shared_clip(relative: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tts_speech() -> Callable[[str], np.ndarray]:
+def piper() -> PiperTTS:
+    """The embedded English voice, loaded once: for a bot that speaks real speech with scripted words."""
+    return PiperTTS()
+
+
+@pytest.fixture(scope="session")
+def tts_speech(piper: PiperTTS) -> Callable[[str], np.ndarray]:
     """Says a sentence with the embedded Piper voice: int16 mono 48 kHz speech any machine can make."""
     from client.call import RATE
     from server.audio.outbound import OutputResampler
-    from server.providers.local.tts import PiperTTS
 
-    voice = PiperTTS()
+    voice = piper
     cache: dict[str, np.ndarray] = {}
 
     def say(text: str) -> np.ndarray:

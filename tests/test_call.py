@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import numpy as np
 
 from client.call import CallClient
@@ -12,10 +13,12 @@ from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
 QUESTION = "What is the difference between a process and a thread?"
 
 
-async def chat_call(start_server, call_client, providers) -> tuple[CallClient, float]:
-    """A chat-mode call to a server with ``providers`` (hang-over 500 ms), once its greeting is over."""
+async def chat_call(start_server, call_client, providers, echo_gain: float = 0.0) -> tuple[CallClient, float]:
+    """A chat-mode call to a server with ``providers`` (hang-over 500 ms), once its greeting is over. With
+    ``echo_gain``, the client's microphone picks up what it plays, as loudspeakers would."""
     url = await start_server(providers)
     call = await call_client(url, mode="chat")
+    call.mic.echo_gain = echo_gain
     return call, await call.wait_listening()
 
 
@@ -190,3 +193,10 @@ async def test_work_started_in_a_pause_is_dropped_when_the_person_goes_on(
     assert said["text"] == "That is right."
     assert [m["content"] for m in llm.requests[-1] if m["role"] == "user"] == ["I think threads share memory"]
     assert [e["event"] for t, e in call.events if t > greeted and e["type"] == "speech"] == ["start", "end"]
+    # The operator sees it too, with the turn's stages.
+    await call.wait_for(is_("metrics", turn=1), 5, greeted)
+    async with aiohttp.ClientSession() as http, http.get(f"{call.url}/metrics") as resp:
+        text = await resp.text()
+    assert "parley_speculations_dropped_total 1.0" in text
+    for stage in ("stt", "llm_first_token", "llm_first_sentence", "tts_first_audio"):
+        assert f'parley_turn_stage_seconds_count{{stage="{stage}"}} 1.0' in text

@@ -12,11 +12,15 @@ from server.providers.local import weights
 from tests.conftest import shared_clip
 
 START, PAUSE, RESUME, END = VadEventKind.START, VadEventKind.PAUSE, VadEventKind.RESUME, VadEventKind.END
+ONSET, DROP = VadEventKind.ONSET, VadEventKind.DROP
+TURN_EVENTS = (START, PAUSE, RESUME, END)
 
 
-def run(detector: SpeechDetector, probabilities: list[float]) -> list[tuple[VadEventKind, int]]:
+def run(
+    detector: SpeechDetector, probabilities: list[float], kinds: tuple[VadEventKind, ...] = TURN_EVENTS
+) -> list[tuple[VadEventKind, int]]:
     events = [detector.update(p) for p in probabilities]
-    return [(e.kind, e.at_ms) for e in events if e is not None]
+    return [(e.kind, e.at_ms) for e in events if e is not None and e.kind in kinds]
 
 
 def test_speech_is_confirmed_after_three_windows_and_dated_at_its_onset():
@@ -31,6 +35,22 @@ def test_a_click_is_not_speech_and_hysteresis_keeps_a_soft_syllable():
     # 0.4 is below the start threshold but above the end threshold (0.35): no pause while speaking.
     events = run(detector, [0.9, 0.9, 0.9, 0.4, 0.4, 0.4, 0.9])
     assert [k for k, _ in events] == [START]
+
+
+def test_an_onset_comes_at_the_first_speech_window_and_is_dropped_when_it_is_not_confirmed():
+    everything = (ONSET, DROP, *TURN_EVENTS)
+    detector = SpeechDetector(threshold=0.5, start_windows=3, hangover_ms=320)
+    # A click: onset at once, dropped when it falls silent.
+    assert run(detector, [0.1, 0.9, 0.9, 0.1], everything) == [(ONSET, WINDOW_MS), (DROP, WINDOW_MS)]
+    # Speech: the onset, then the start dated at the same window.
+    assert run(detector, [0.9, 0.9, 0.9], everything) == [(ONSET, 4 * WINDOW_MS), (START, 4 * WINDOW_MS)]
+    # While the bot speaks the session asks for more windows: 6 windows of laughter do not confirm.
+    laughing = SpeechDetector(threshold=0.5, start_windows=8, hangover_ms=320)
+    assert [k for k, _ in run(laughing, [0.9] * 6 + [0.2], everything)] == [ONSET, DROP]
+    # Undecided windows (between the thresholds) do not hold an onset open for ever.
+    undecided = SpeechDetector(threshold=0.5, start_windows=3, hangover_ms=320)
+    events = [k for k, _ in run(undecided, [0.9] + [0.45] * 20, everything)]
+    assert events == [ONSET, DROP]
 
 
 def test_a_pause_shorter_than_the_hangover_keeps_the_turn_open():
@@ -57,7 +77,7 @@ def segment(model: SileroModel, pcm16k: np.ndarray, hangover_ms: int) -> list[tu
     audio = pcm16k.astype(np.float32) / 32768
     events = []
     for i in range(0, audio.size - WINDOW + 1, WINDOW):
-        if (e := detector.update(stream(audio[i : i + WINDOW]))) is not None:
+        if (e := detector.update(stream(audio[i : i + WINDOW]))) is not None and e.kind in TURN_EVENTS:
             events.append((e.kind, e.at_ms))
     return events
 

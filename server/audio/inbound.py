@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+from aiortc import RTCPeerConnection
+from aiortc.jitterbuffer import JitterBuffer
 from av import AudioFrame, AudioResampler
+
+logger = logging.getLogger(__name__)
 
 VAD_RATE = 16_000
 WINDOW = 512  # Silero's window at 16 kHz: 32 ms
@@ -27,3 +33,27 @@ class InboundAudio:
         windows = [self._pending[i * WINDOW : (i + 1) * WINDOW] for i in range(count)]
         self._pending = self._pending[count * WINDOW :]
         return windows
+
+
+def shorten_jitter_buffer(pc: RTCPeerConnection) -> bool:
+    """Hands each inbound audio packet to the decoder as soon as the next one arrives (20 ms), not 4 later.
+
+    aiortc's audio receiver builds ``JitterBuffer(capacity=16, prefetch=4)``: 80 ms before the VAD hears
+    anything, all of it added to every barge-in. Its buffer only reorders (it has no playout clock), so a
+    prefetch of 1 keeps the reordering and loses only the wait. aiortc offers no setting for it: this replaces
+    the receiver's private buffer, before any packet arrives. Returns False, and changes nothing, where an
+    aiortc version has no such attribute (a test checks that ours has).
+    """
+    changed = False
+    for transceiver in pc.getTransceivers():
+        receiver = transceiver.receiver
+        if transceiver.kind != "audio" or not isinstance(getattr(receiver, _BUFFER, None), JitterBuffer):
+            continue
+        setattr(receiver, _BUFFER, JitterBuffer(capacity=16, prefetch=1))
+        changed = True
+    if not changed:
+        logger.warning("aiortc's audio jitter buffer was not found: inbound audio keeps its 80 ms delay")
+    return changed
+
+
+_BUFFER = "_RTCRtpReceiver__jitter_buffer"

@@ -2,6 +2,9 @@
 
 Reply audio is queued as *segments* (one sentence each, with its text), so the session knows exactly which
 words have gone out: a segment's ``played`` count advances only as its frames leave in ``recv()``.
+
+``hold()`` sends silence without dropping anything (the person may be starting to talk: they hear the bot stop
+at once, while the session makes sure it is speech); ``release()`` goes on from the same sample.
 """
 
 from __future__ import annotations
@@ -53,9 +56,12 @@ class SpeechTrack(MediaStreamTrack):
         on_segment_start: SegmentCallback | None = None,
         on_segment_done: SegmentCallback | None = None,
         on_frame_gap: Callable[[float], None] | None = None,
+        on_sent: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         super().__init__()
         self.on_frame_gap = on_frame_gap  # seconds between two frames leaving: the pacing as it really was
+        self.on_sent = on_sent  # every frame's samples as it leaves (the echo gate's reference)
+        self.held = False
         self._last_sent: float | None = None
         self._segments: deque[Segment] = deque()
         self._pts = 0
@@ -77,10 +83,18 @@ class SpeechTrack(MediaStreamTrack):
     def finish(self, segment: Segment) -> None:
         segment.complete = True
 
+    def hold(self) -> None:
+        """Silence from the next frame on, keeping the queue (and the words heard) as they are."""
+        self.held = True
+
+    def release(self) -> None:
+        self.held = False
+
     def clear(self) -> Segment | None:
         """Drop everything queued, synchronously. Returns the segment that was playing, if one was."""
         head = self._segments[0] if self._segments else None
         self._segments.clear()
+        self.held = False
         return head if head is not None and head.played > 0 else None
 
     @property
@@ -103,7 +117,9 @@ class SpeechTrack(MediaStreamTrack):
         if self._last_sent is not None and self.on_frame_gap is not None:
             self.on_frame_gap(sent - self._last_sent)
         self._last_sent = sent
-        pcm = self._take(FRAME_SAMPLES)
+        pcm = np.zeros(FRAME_SAMPLES, dtype=np.int16) if self.held else self._take(FRAME_SAMPLES)
+        if self.on_sent is not None:
+            self.on_sent(pcm)
         frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = OUT_RATE
         frame.pts = self._pts

@@ -2,11 +2,15 @@
 
 Thresholds (silero-vad ``VADIterator`` style hysteresis):
 - a window is *speech* when its probability is >= ``threshold`` (0.5 by default);
-- speech is *confirmed* after ``start_windows`` consecutive speech windows (3 x 32 ms by default), which
-  filters clicks and coughs; the event carries the time of the first of them (the onset);
+- the first speech window is an *onset* (not yet confirmed): while the bot speaks, the session holds its audio
+  at once, so the person hears it stop within a window of starting to talk;
+- speech is *confirmed* after ``start_windows`` speech windows (3 x 32 ms by default; more while the bot speaks,
+  to let laughter and coughs through), which filters clicks and coughs; the event carries the time of the
+  onset. An onset that falls silent first, or that is not confirmed within ``2 * start_windows + 4`` windows,
+  is *dropped*, and the held audio goes on where it stopped;
 - once speaking, a window below ``threshold - 0.15`` starts a silence; when it has lasted ``pause_ms`` (96 ms)
   it is a *pause* (the dips between words are shorter), and a speech window after that *resumes* the turn;
-- the turn *ends* when the silence lasts ``hangover_ms``.
+- the turn *ends* when the silence lasts ``hangover_ms`` (plus any ``extend()`` asked for this silence).
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ class SileroStream:
 
 
 class VadEventKind(enum.StrEnum):
+    ONSET = "onset"  # a first speech window, not yet confirmed; at_ms = its time
+    DROP = "drop"  # that onset was not speech after all
     START = "start"  # speech confirmed; at_ms = its onset
     PAUSE = "pause"  # the person has been quiet for pause_ms; at_ms = the start of the silence
     RESUME = "resume"  # speech again after a pause, before the hang-over ran out
@@ -101,6 +107,12 @@ class SpeechDetector:
         self._windows = 0
         self._run = 0  # consecutive speech windows while STARTING
         self._mark_ms = 0  # onset while STARTING, silence start while STOPPING
+        self._extra_ms = 0  # more hang-over for the current silence only
+
+    def extend(self, extra_ms: int) -> None:
+        """Gives the current silence ``extra_ms`` more before the turn ends (the person sounds unfinished)."""
+        if self.state is VadState.STOPPING:
+            self._extra_ms = extra_ms
 
     @property
     def now_ms(self) -> int:
@@ -115,19 +127,23 @@ class SpeechDetector:
         at = self.now_ms
         self._windows += 1
         speech = probability >= self.threshold
+        onset = False
         if self.state is VadState.QUIET:
-            if speech:
-                self.state, self._run, self._mark_ms = VadState.STARTING, 0, at
-            else:
+            if not speech:
                 return None
+            self.state, self._run, self._mark_ms, onset = VadState.STARTING, 0, at, True
         if self.state is VadState.STARTING:
             if speech:
                 self._run += 1
                 if self._run >= self.start_windows:
                     self.state = VadState.SPEAKING
                     return VadEvent(VadEventKind.START, self._mark_ms, at)
-            elif probability < self.negative_threshold:
+                return VadEvent(VadEventKind.ONSET, at, at) if onset else None
+            # Undecided windows (between the two thresholds) neither count nor reset, but not for ever.
+            too_long = at - self._mark_ms >= (2 * self.start_windows + 4) * WINDOW_MS
+            if probability < self.negative_threshold or too_long:
                 self.state = VadState.QUIET
+                return VadEvent(VadEventKind.DROP, self._mark_ms, at)
             return None
         if self.state is VadState.SPEAKING:
             if probability >= self.negative_threshold:
@@ -135,11 +151,11 @@ class SpeechDetector:
             self.state, self._mark_ms, self._paused = VadState.STOPPING, at, False
         # STOPPING
         if speech:
-            self.state = VadState.SPEAKING
+            self.state, self._extra_ms = VadState.SPEAKING, 0
             return VadEvent(VadEventKind.RESUME, at, at) if self._paused else None
         silence_ms = at + WINDOW_MS - self._mark_ms
-        if silence_ms >= self.hangover_ms:
-            self.state = VadState.QUIET
+        if silence_ms >= self.hangover_ms + self._extra_ms:
+            self.state, self._extra_ms = VadState.QUIET, 0
             return VadEvent(VadEventKind.END, self._mark_ms, at)
         if silence_ms >= self.pause_ms and not self._paused:
             self._paused = True

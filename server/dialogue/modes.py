@@ -70,7 +70,7 @@ INTERVIEW = Persona(
     temperature=0.7,
     max_tokens=120,
     remote_max_tokens=300,
-    hangover_ms=900,
+    hangover_ms=1300,  # thinking pauses of 1.2 s inside an answer must not end it
     instructions="Speak like a warm, encouraging interviewer: clear, calm, professional.",
 )
 
@@ -99,7 +99,7 @@ LANGUAGE_PRACTICE = Persona(
     ),
     temperature=0.7,
     max_tokens=100,
-    hangover_ms=1000,
+    hangover_ms=1200,  # learners search for words
     instructions="Speak slowly and clearly, like a friendly teacher.",
 )
 

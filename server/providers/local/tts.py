@@ -16,7 +16,7 @@ import numpy as np
 
 from server.providers.base import AudioChunk, ProviderError, VoiceStyle
 from server.providers.local import weights
-from server.providers.local.threads import stream_from_thread
+from server.providers.local.threads import SPEECH_FIRST, stream_from_thread
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +41,11 @@ class PiperTTS:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="tts")
 
     def _chunks(self, text: str, stop: threading.Event) -> Iterator[AudioChunk]:
-        for chunk in self._voice.synthesize(text):
-            if stop.is_set():
-                return
-            yield AudioChunk(chunk.audio_int16_array.reshape(-1), chunk.sample_rate)
+        with SPEECH_FIRST.speaking():  # the LLM waits between tokens meanwhile
+            for chunk in self._voice.synthesize(text):
+                if stop.is_set():
+                    return
+                yield AudioChunk(chunk.audio_int16_array.reshape(-1), chunk.sample_rate)
 
     async def synthesize(self, text: str, style: VoiceStyle) -> AsyncIterator[AudioChunk]:
         async for chunk in stream_from_thread(self._executor, lambda stop: self._chunks(text, stop)):

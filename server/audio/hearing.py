@@ -1,0 +1,73 @@
+"""Speech decisions for one call, window by window, knowing what the bot itself is playing.
+
+- Echo: a window the echo gate takes for the bot's own voice counts as silence (``server/audio/echo.py``),
+  except once the person's speech is confirmed: then the bot has stopped, and their own quiet sounds must not
+  end their turn.
+- While the bot speaks, the first speech window *holds* its audio (silence from the next frame, nothing
+  dropped), so the person hears it stop within about one window of starting to talk. Confirming that it
+  really is a person talking then takes ``barge_in_windows`` windows (laughter and coughs last fewer); if it
+  is not confirmed, the bot goes on from the same word. If it is, the session barges in: the queued audio is
+  dropped and the reply cancelled.
+- While the bot is quiet, speech is confirmed after the usual ``start_windows``.
+Everything here is synchronous and runs in the audio path: Silero takes about 0.1 ms a window.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+from server.audio.echo import EchoGate
+from server.audio.outbound import SpeechTrack
+from server.audio.vad import SileroStream, SpeechDetector, VadEvent, VadEventKind, VadState
+
+logger = logging.getLogger(__name__)
+
+
+class Hearing:
+    def __init__(
+        self,
+        vad: SileroStream,
+        detector: SpeechDetector,
+        track: SpeechTrack,
+        echo: EchoGate,
+        start_windows: int,
+        barge_in_windows: int,
+        on_false_start: Callable[[], None] | None = None,
+    ) -> None:
+        self._vad = vad
+        self.detector = detector
+        self._track = track
+        self.echo = echo
+        self.start_windows = start_windows
+        self.barge_in_windows = max(barge_in_windows, start_windows)
+        self._on_false_start = on_false_start
+
+    def update(self, window: np.ndarray) -> VadEvent | None:
+        """One 32 ms window (float32, 16 kHz). Returns the turn events (start, pause, resume, end)."""
+        probability = self._vad(window)
+        quiet = self.detector.state is VadState.QUIET  # so the echo gain is learned from the bot alone
+        if self.echo.is_echo(window, learn=quiet) and not self.detector.speaking:
+            probability = 0.0
+        playing = self._track.busy
+        self.detector.start_windows = self.barge_in_windows if playing else self.start_windows
+        event = self.detector.update(probability)
+        if event is None:
+            return None
+        if event.kind is VadEventKind.ONSET:
+            if playing:
+                self._track.hold()
+            return None
+        if event.kind is VadEventKind.DROP:
+            if self._track.held:
+                self._track.release()
+                if self._on_false_start is not None:
+                    self._on_false_start()
+                logger.debug("onset at %d ms was not speech: the bot goes on", event.at_ms)
+            return None
+        if event.kind is VadEventKind.START:
+            # The session barges in on this event, synchronously: no frame leaves in between.
+            self._track.release()
+        return event

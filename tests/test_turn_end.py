@@ -1,0 +1,97 @@
+"""Turn end beyond silence: words that trail off give the person's pause more time; a finished sentence
+does not. Scripted transcripts over real calls, and the rule itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from server.audio.vad import WINDOW_MS, SpeechDetector, VadEventKind
+from server.dialogue.turn_end import looks_unfinished
+from tests.fakes import FakeLLM, FakeSTT, fake_providers
+from tests.test_call import chat_call, is_
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("The main difference is that", "en"),
+        ("I would use a hash map because", "en"),
+        ("So first you,", "en"),
+        ("I think it's um...", "en"),
+        ("Yo creo que", "es"),
+        ("Je pense que", "fr"),
+        ("Ich glaube, dass", "de"),
+        ("私は…", "ja"),
+    ],
+)
+def test_trailing_words_sound_unfinished(text: str, language: str):
+    assert looks_unfinished(text, language)
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("A process has its own memory.", "en"),
+        ("What is a deadlock?", "en"),
+        ("Where are you from?", "en"),
+        ("I think so.", "en"),
+        ("I like that.", "en"),
+        ("That is it.", "en"),
+        ("Me gusta mucho viajar.", "es"),
+        ("C'est une bonne question.", "fr"),
+        ("我喜欢学习中文。", "zh"),
+        ("", "en"),
+    ],
+)
+def test_finished_sentences_do_not(text: str, language: str):
+    assert not looks_unfinished(text, language)
+
+
+def test_an_extension_lasts_for_the_current_silence_only():
+    detector = SpeechDetector(hangover_ms=320)
+    events = [e.kind for p in [0.9] * 5 + [0.0] * 4 if (e := detector.update(p))]
+    assert events == [VadEventKind.ONSET, VadEventKind.START, VadEventKind.PAUSE]
+    detector.extend(640)
+    # 4 quiet windows so far; the turn now ends after 320 + 640 ms of silence, not 320.
+    ends = [i for i in range(40) if (e := detector.update(0.0)) and e.kind is VadEventKind.END]
+    assert ends == [(320 + 640) // WINDOW_MS - 4 - 1]
+    # The next silence has the plain hang-over again.
+    windows = [0.9] * 5 + [0.0] * 20
+    ends = [i for i, p in enumerate(windows) if (e := detector.update(p)) and e.kind is VadEventKind.END]
+    assert ends == [5 + 320 // WINDOW_MS - 1]
+
+
+class PartSTT(FakeSTT):
+    """Transcribes by length: audio no longer than the first part (and its trailing quiet) is the first part."""
+
+    def __init__(self, first_text: str, first_seconds: float) -> None:
+        super().__init__(first_text, "so I think that threads share memory")
+        self.first_seconds = first_seconds
+
+    async def transcribe(self, audio: np.ndarray, language: str) -> str:
+        self.calls.append((audio.size / 16_000, language))
+        return self.texts[0] if audio.size / 16_000 < self.first_seconds + 0.6 else self.texts[1]
+
+
+async def spoken_with_pause(start_server, call_client, tts_speech, silence, first_text: str):
+    first, second = tts_speech("So I think that"), tts_speech("threads share memory.")
+    stt = PartSTT(first_text, first.size / 48_000)
+    llm = FakeLLM("Right.", "Right.")
+    call, greeted = await chat_call(start_server, call_client, fake_providers(stt, llm))  # hang-over 500 ms
+    call.mic.play(np.concatenate([first, silence(0.9), second, silence(2.5)]))
+    await call.mic.finished.wait()
+    await call.wait_for(is_("state", state="listening"), 10, greeted)
+    return [e["text"] for t, e in call.events if t > greeted and e["type"] == "transcript" and e["role"] == "user"]
+
+
+async def test_a_thinking_pause_after_unfinished_words_does_not_end_the_turn(
+    start_server, call_client, tts_speech, silence
+):
+    users = await spoken_with_pause(start_server, call_client, tts_speech, silence, "So I think that...")
+    assert users == ["so I think that threads share memory"]
+
+
+async def test_the_same_pause_after_a_finished_sentence_ends_it(start_server, call_client, tts_speech, silence):
+    users = await spoken_with_pause(start_server, call_client, tts_speech, silence, "So I think that is it.")
+    assert users[0] == "So I think that is it."
