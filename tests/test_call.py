@@ -200,3 +200,14 @@ async def test_work_started_in_a_pause_is_dropped_when_the_person_goes_on(
     assert "parley_speculations_dropped_total 1.0" in text
     for stage in ("stt", "llm_first_token", "llm_first_sentence", "tts_first_audio"):
         assert f'parley_turn_stage_seconds_count{{stage="{stage}"}} 1.0' in text
+
+
+async def test_inbound_audio_waits_for_one_packet_not_four(start_server, call_client, started_apps):
+    # aiortc holds 4 inbound audio packets (80 ms) before decoding; the server shortens that for every call, by
+    # replacing a private attribute: this fails if an aiortc upgrade renames it (the server would only log).
+    from server.app import CALLS
+
+    await chat_call(start_server, call_client, fake_providers())
+    (server_call,) = started_apps[-1][CALLS].values()
+    (receiver,) = [t.receiver for t in server_call.pc.getTransceivers() if t.kind == "audio"]
+    assert receiver._RTCRtpReceiver__jitter_buffer._prefetch == 1
