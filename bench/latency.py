@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.capacity import gap_p99, scrape
 from bench.clips import Clip, english_clips
 from bench.report import fmt_ms, print_table, summarize
 from bench.serverproc import ServerProcess
@@ -101,7 +102,10 @@ async def run(args: argparse.Namespace) -> int:
             print(f"server healthy after {await server.wait_healthy():.1f} s", flush=True)
             url = server.url
         warmup = clips[args.clips % len(clips)] if args.warmup else None
+        gaps_before = await scrape(url)
         turns = await measure_turns(url, args.mode, chosen, warmup)
+        # Outgoing pacing while the models ran (the greeting and replies play while later ones are computed).
+        pacing = gap_p99(gaps_before, await scrape(url))
         barges = await measure_barge_ins(url, args.mode, short, args.barge_ins or len(chosen))
     finally:
         if server is not None:
@@ -113,6 +117,7 @@ async def run(args: argparse.Namespace) -> int:
     load = os.getloadavg()
     where += f"; load average {load_before[0]:.1f} before, {load[0]:.1f} after (other processes share the cores)"
     print_table(summary, command, where, args.mode, time.monotonic() - started)
+    print(f"outgoing frame gap during the voice-to-voice turns: p99 {pacing[0]}, {100 * pacing[1]:.1f}% over 30 ms")
     return 0
 
 
