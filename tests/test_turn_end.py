@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from server.audio.vad import WINDOW_MS, SpeechDetector, VadEventKind
+from server.config import Settings
 from server.dialogue.turn_end import looks_unfinished
 from tests.fakes import FakeLLM, FakeSTT, fake_providers
 from tests.test_call import chat_call, is_
@@ -95,3 +96,18 @@ async def test_a_thinking_pause_after_unfinished_words_does_not_end_the_turn(
 async def test_the_same_pause_after_a_finished_sentence_ends_it(start_server, call_client, tts_speech, silence):
     users = await spoken_with_pause(start_server, call_client, tts_speech, silence, "So I think that is it.")
     assert users[0] == "So I think that is it."
+
+
+@pytest.mark.parametrize(("mode", "cut"), [("chat", True), ("interview", False)])
+async def test_each_mode_waits_its_own_hang_over(start_server, call_client, tts_speech, silence, mode, cut):
+    # No PARLEY_HANGOVER_MS: chat ends a turn after 700 ms of silence, an interview answer after 1300 ms.
+    first, second = tts_speech("So I think that"), tts_speech("threads share memory.")
+    stt = PartSTT("So I think that is it.", first.size / 48_000)
+    url = await start_server(fake_providers(stt, FakeLLM("Right.", "Right.")), Settings(ice_loopback=True))
+    call = await call_client(url, mode=mode)
+    greeted = await call.wait_listening()
+    call.mic.play(np.concatenate([first, silence(0.9), second, silence(2.5)]))
+    await call.mic.finished.wait()
+    await call.wait_for(is_("state", state="listening"), 10, greeted)
+    users = [e["text"] for t, e in call.events if t > greeted and e["type"] == "transcript" and e["role"] == "user"]
+    assert (users[0] == "So I think that is it.") is cut, users
