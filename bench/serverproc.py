@@ -65,12 +65,24 @@ class ServerProcess:
         assert self._proc is not None
         return self._proc.pid
 
+    def signal(self, signum: int) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signum)
+
+    def exit_code(self) -> int | None:
+        """The exit status once the process has ended, else None."""
+        return None if self._proc is None else self._proc.poll()
+
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGINT first so aiohttp closes every call cleanly; kill it only if it hangs."""
+        """SIGINT first so every call is ended cleanly (a second one skips the drain's linger); kill it only if
+        it hangs."""
         proc = self._proc
         if proc is None or proc.poll() is not None:
             return
         proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
