@@ -112,6 +112,9 @@ async def json_errors(request: web.Request, handler: Callable) -> web.StreamResp
             raise
         reason = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         return signalling.json_error(exc.status, reason or exc.reason)
+    except Exception:  # a bug: still a JSON answer, and logged with its traceback
+        logger.exception("%s %s failed", request.method, request.path)
+        return signalling.json_error(500, "internal server error")
 
 
 # The page loads nothing from elsewhere: scripts, styles and media come from this server only.
