@@ -26,10 +26,12 @@ def free_port() -> int:
 class ServerProcess:
     """``python -m server --port N`` with loopback-only ICE; its log goes to a temporary file."""
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, host: str = "127.0.0.1", prefix: list[str] | None = None):
         self.extra_env = env or {}
+        self.host = host
+        self.prefix = prefix or []  # e.g. nsenter into another network namespace
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         fd, name = tempfile.mkstemp(prefix="parley-bench-server-", suffix=".log")
         os.close(fd)
         self.log_path = Path(name)
@@ -40,7 +42,7 @@ class ServerProcess:
         with self.log_path.open("wb") as log:
             # The same interpreter as the bench (.venv/bin/python), from the repository root.
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(self.port)],
+                [*self.prefix, sys.executable, "-m", "server", "--host", self.host, "--port", str(self.port)],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, AudioResampler
 
@@ -140,11 +140,13 @@ class CallClient:
         mode: str | None = None,
         language: str | None = None,
         token: str | None = None,
+        ice_servers: list[RTCIceServer] | None = None,
     ):
         self.url = url.rstrip("/")
         self.token = token
         self.mode, self.language = mode, language
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # Never None: with no configuration aiortc would ask a public STUN server.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers or []))
         self.mic = Microphone()
         self.recording = Recording()
         self.events: list[tuple[float, dict[str, Any]]] = []
