@@ -26,8 +26,15 @@ def free_port() -> int:
 class ServerProcess:
     """``python -m server --port N`` with loopback-only ICE; its log goes to a temporary file."""
 
-    def __init__(self, env: dict[str, str] | None = None, host: str = "127.0.0.1", prefix: list[str] | None = None):
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+        prefix: list[str] | None = None,
+        root: Path = ROOT,
+    ):
         self.extra_env = env or {}
+        self.root = root  # the checkout to run (another one: a baseline to compare with)
         self.host = host
         self.prefix = prefix or []  # e.g. nsenter into another network namespace
         self.port = free_port()
@@ -43,7 +50,7 @@ class ServerProcess:
             # The same interpreter as the bench (.venv/bin/python), from the repository root.
             self._proc = subprocess.Popen(
                 [*self.prefix, sys.executable, "-m", "server", "--host", self.host, "--port", str(self.port)],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
 
     async def wait_healthy(self, timeout: float = 240.0) -> float:
