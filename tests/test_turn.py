@@ -34,7 +34,12 @@ ICE_SERVERS = [{"urls": f"turn:{TURN_IP}:{TURN_PORT}", "username": "parley", "cr
 
 def why_not() -> str | None:
     """Why this machine cannot run the test, or None."""
-    for tool, package in (("turnserver", "coturn"), ("ip", "iproute2"), ("nsenter", "util-linux")):
+    for tool, package in (
+        ("turnserver", "coturn"),
+        ("ip", "iproute2"),
+        ("nsenter", "util-linux"),
+        ("unshare", "util-linux"),
+    ):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (Debian package {package}; scripts/setup.sh --test installs coturn)"
     if [name for _, name in socket.if_nameindex()] != ["lo"]:
