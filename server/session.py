@@ -163,7 +163,7 @@ class Call:
     def hear(self, window: np.ndarray) -> None:
         """One 32 ms window. Silero takes ~0.1 ms, so it runs right here: a thread hop would cost more and
         delay the barge-in decision."""
-        event = self.detector.update(self._vad(window))
+        event = self.detector.update(self._vad(window, not self.detector.speaking))
         if self._utterance is not None:
             self._utterance.append(window)
         else:
