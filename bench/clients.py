@@ -82,7 +82,7 @@ class ClientPool:
                 self._pipes[i].send(("open", n))
                 busy.append(i)
         for i in busy:
-            kind, count = await loop.run_in_executor(None, self._pipes[i].recv)
+            _, count = await loop.run_in_executor(None, self._pipes[i].recv)
             self._counts[i] = count
 
     def close(self) -> None:
