@@ -108,6 +108,10 @@ def test_any_http_request_gets_an_answer_and_calls_still_work() -> None:
         loop.run_until_complete(after_the_fuzz(app, str(client.make_url("")).rstrip("/")))
     finally:
         loop.run_until_complete(client.close())
+        leftovers = asyncio.all_tasks(loop)  # e.g. peer connections of fuzzed offers still closing
+        for task in leftovers:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
         loop.close()
 
 
