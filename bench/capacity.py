@@ -1,13 +1,17 @@
 """How many calls one machine holds when the models are remote, so only Parley's own cost is measured.
 
-    .venv/bin/python -m bench.capacity [--levels 10,20,30,40] [--seconds 10] [--sequential 500]
+    .venv/bin/python -m bench.capacity [--levels 10,20,30,40] [--seconds 10] [--client-procs 2]
+        [--baseline REF] [--profile DIR] [--sequential 500]
 
 An OpenAI-compatible server in this process answers at once (tests/fake_openai.py); the Parley server runs as
-its own process with every stage on it. At each level that many calls are held open, each typing a question
-every few seconds so replies keep playing, and the server's own metrics give the outgoing frame pacing
-(gaps between 20 ms frames; target p99 < 30 ms) and the inbound frames received (none dropped: 50 per second
-per call). CPU and memory of the server process are read from /proc. Then N calls in sequence give the
-memory growth. The clients run in this process on the same cores, so the figures are pessimistic.
+its own process with every stage on it, and the calls are held from worker processes (bench/clients.py), each
+typing a question every few seconds so replies keep playing. The server's own metrics give the outgoing frame
+pacing (gaps between 20 ms frames; target p99 < 30 ms) and the inbound frames received (none dropped: 50 per
+second per call). CPU and memory of the server process are read from /proc.
+
+``--baseline REF`` also runs the server as it was at git REF (exported to a temporary folder), level by level
+in turn with this checkout's, so both see the same machine load. ``--profile DIR`` records each server with
+py-spy (``pip install py-spy``) at the last level and prints where its CPU goes.
 """
 
 from __future__ import annotations
@@ -15,11 +19,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import aiohttp
 
-from bench.serverproc import ServerProcess
+from bench.clients import ClientPool
+from bench.profile import summarize
+from bench.serverproc import ROOT, ServerProcess
 from client.call import CallClient
 from server.ice import use_loopback_only
 from tests.fake_openai import KEY, FakeOpenAI
@@ -67,35 +77,31 @@ def gap_p99(before: dict[str, float], after: dict[str, float]) -> tuple[str, flo
     return p99, 1 - under_30 / total
 
 
-async def talk(call: CallClient, stop: asyncio.Event, index: int) -> None:
-    await asyncio.sleep(index * 0.05)
-    while not stop.is_set():
-        call.send({"type": "text", "text": "tell me something"})
-        try:
-            await asyncio.wait_for(stop.wait(), 3.0)
-        except TimeoutError:
-            pass
+def py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
+    command = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--duration",
+               str(int(seconds)), "--rate", "200", "--format", "raw", "--output", str(out),
+               "--nonblocking"]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-async def hold(url: str, pid: int, calls: list[CallClient], level: int, seconds: float) -> dict[str, object]:
-    while len(calls) < level:
-        call = CallClient(url, mode="chat")
-        await call.connect()
-        calls.append(call)
-    await asyncio.sleep(2.0)  # greetings start; the level settles
-    stop = asyncio.Event()
-    talkers = [asyncio.create_task(talk(c, stop, i)) for i, c in enumerate(calls)]
-    before, cpu0, t0 = await scrape(url), cpu_seconds(pid), time.monotonic()
-    await asyncio.sleep(seconds)
-    after, cpu1, t1 = await scrape(url), cpu_seconds(pid), time.monotonic()
-    stop.set()
-    await asyncio.gather(*talkers)
+async def hold(server: ServerProcess, procs: int, level: int, seconds: float, profile: Path | None) -> dict:
+    pool = ClientPool(server.url, procs)
+    try:
+        await pool.open_to(level)
+        await asyncio.sleep(2.0)  # greetings start; the level settles
+        spy = py_spy(server.pid, seconds, profile) if profile else None
+        before, cpu0, t0 = await scrape(server.url), cpu_seconds(server.pid), time.monotonic()
+        await asyncio.sleep(seconds)
+        after, cpu1, t1 = await scrape(server.url), cpu_seconds(server.pid), time.monotonic()
+        if spy is not None:
+            await asyncio.get_running_loop().run_in_executor(None, spy.wait)
+    finally:
+        pool.close()
     p99, over_30 = gap_p99(before, after)
     inbound = after["parley_inbound_frames_total"] - before.get("parley_inbound_frames_total", 0)
     expected = level * 50 * (t1 - t0)
-    cores = (cpu1 - cpu0) / (t1 - t0)
     return {"calls": level, "gap_p99": p99, "gaps_over_30ms": over_30, "inbound": inbound / expected,
-            "cores": cores, "rss": rss_mb(pid)}  # fmt: skip
+            "cores": (cpu1 - cpu0) / (t1 - t0), "rss": rss_mb(server.pid)}  # fmt: skip
 
 
 async def sequential(url: str, pid: int, count: int) -> tuple[float, float]:
@@ -109,47 +115,74 @@ async def sequential(url: str, pid: int, count: int) -> tuple[float, float]:
     return start_rss, rss_mb(pid)
 
 
+def export(ref: str, into: Path) -> Path:
+    """The repository at ``ref``, as files (no .git), to run as a baseline."""
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def line(name: str, row: dict) -> str:
+    return (f"{name:>10} {row['calls']:3d} calls: frame gap p99 {row['gap_p99']}, gaps > 30 ms "
+            f"{row['gaps_over_30ms']:.2%}, inbound frames {row['inbound']:.1%} of expected, server CPU "
+            f"{row['cores']:.2f} cores ({row['cores'] / row['calls']:.3f}/call), RSS {row['rss']:.0f} MB")  # fmt: skip
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", default="10,20,30,40")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--baseline", help="a git ref to measure side by side with this checkout")
+    parser.add_argument("--profile", type=Path, help="a folder for py-spy profiles of the last level")
     parser.add_argument("--sequential", type=int, default=500)
     args = parser.parse_args()
     use_loopback_only()
+    levels = [int(x) for x in args.levels.split(",")]
     fake = await FakeOpenAI(reply="Sure. Here is a short answer for you.").start()
     env = {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": fake.base_url, "PARLEY_STT": "openai", "PARLEY_LLM": "openai",
            "PARLEY_TTS": "openai", "PARLEY_MAX_CALLS": "1000", "PARLEY_OFFERS_PER_MINUTE": "100000",
-           "PARLEY_IDLE_S": "3600", "PARLEY_LOG_LEVEL": "WARNING"}  # fmt: skip
-    server = ServerProcess(env)
-    server.start()
-    rows: list[dict[str, object]] = []
-    calls: list[CallClient] = []
+           "PARLEY_IDLE_S": "3600", "PARLEY_LOG_LEVEL": "WARNING", "PARLEY_DRAIN_S": "0"}  # fmt: skip
+    scratch = tempfile.TemporaryDirectory(prefix="parley-baseline-")
+    servers = {"current": ServerProcess(env)}
+    if args.baseline:
+        servers[args.baseline] = ServerProcess(env, root=export(args.baseline, Path(scratch.name)))
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, list[dict]] = {name: [] for name in servers}
     try:
-        await server.wait_healthy(60)
-        print(f"server up; rss {rss_mb(server.pid):.0f} MB")
-        for level in (int(x) for x in args.levels.split(",")):
-            row = await hold(server.url, server.pid, calls, level, args.seconds)
-            rows.append(row)
-            print(f"{level:3d} calls: frame gap p99 {row['gap_p99']}, gaps > 30 ms {row['gaps_over_30ms']:.2%}, "
-                  f"inbound frames {row['inbound']:.1%} of expected, server CPU {row['cores']:.2f} cores, "
-                  f"RSS {row['rss']:.0f} MB", flush=True)  # fmt: skip
-        for call in calls:
-            await call.close()
-        calls.clear()
+        for server in servers.values():
+            server.start()
+        for server in servers.values():
+            await server.wait_healthy(60)
+        for level in levels:
+            for name, server in servers.items():  # in turn: both see the same load from the rest of the machine
+                out = args.profile / f"{name.replace('/', '_')}.txt" if args.profile and level == levels[-1] else None
+                row = await hold(server, args.client_procs, level, args.seconds, out)
+                rows[name].append(row)
+                print(line(name, row), flush=True)
         if args.sequential:
+            server = servers["current"]
             before, after = await sequential(server.url, server.pid, args.sequential)
             print(f"{args.sequential} calls in sequence: server RSS {before:.0f} -> {after:.0f} MB "
                   f"({after - before:+.0f} MB)")  # fmt: skip
     finally:
-        for call in calls:
-            await call.close()
-        server.stop()
+        for server in servers.values():
+            server.stop()
         await fake.close()
-    print("\n| Calls | Frame gap p99 | Gaps > 30 ms | Inbound frames kept | Server CPU (cores) | Server RSS |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['calls']} | {r['gap_p99']} | {r['gaps_over_30ms']:.2%} | {r['inbound']:.1%} | "
-              f"{r['cores']:.2f} | {r['rss']:.0f} MB |")  # fmt: skip
+        scratch.cleanup()
+    print("\n| Server | Calls | Frame gap p99 | Gaps > 30 ms | Inbound frames kept | Server CPU (cores) | Per call |")
+    print("|---|---|---|---|---|---|---|")
+    for name, name_rows in rows.items():
+        for r in name_rows:
+            print(f"| {name} | {r['calls']} | {r['gap_p99']} | {r['gaps_over_30ms']:.2%} | {r['inbound']:.1%} | "
+                  f"{r['cores']:.2f} | {r['cores'] / r['calls']:.3f} |")  # fmt: skip
+    if args.profile:
+        for name in servers:
+            path = args.profile / f"{name.replace('/', '_')}.txt"
+            if path.exists():
+                print(f"\nWhere {name}'s CPU went at {levels[-1]} calls (py-spy, share of samples):")
+                print(summarize(path.read_text()))
 
 
 if __name__ == "__main__":

@@ -26,10 +26,19 @@ def free_port() -> int:
 class ServerProcess:
     """``python -m server --port N`` with loopback-only ICE; its log goes to a temporary file."""
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+        prefix: list[str] | None = None,
+        root: Path = ROOT,
+    ):
         self.extra_env = env or {}
+        self.root = root  # the checkout to run (another one: a baseline to compare with)
+        self.host = host
+        self.prefix = prefix or []  # e.g. nsenter into another network namespace
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         fd, name = tempfile.mkstemp(prefix="parley-bench-server-", suffix=".log")
         os.close(fd)
         self.log_path = Path(name)
@@ -40,8 +49,8 @@ class ServerProcess:
         with self.log_path.open("wb") as log:
             # The same interpreter as the bench (.venv/bin/python), from the repository root.
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(self.port)],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                [*self.prefix, sys.executable, "-m", "server", "--host", self.host, "--port", str(self.port)],
+                cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
 
     async def wait_healthy(self, timeout: float = 240.0) -> float:
@@ -65,12 +74,24 @@ class ServerProcess:
         assert self._proc is not None
         return self._proc.pid
 
+    def signal(self, signum: int) -> None:
+        assert self._proc is not None
+        self._proc.send_signal(signum)
+
+    def exit_code(self) -> int | None:
+        """The exit status once the process has ended, else None."""
+        return None if self._proc is None else self._proc.poll()
+
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGINT first so aiohttp closes every call cleanly; kill it only if it hangs."""
+        """SIGINT first so every call is ended cleanly (a second one skips the drain's linger); kill it only if
+        it hangs."""
         proc = self._proc
         if proc is None or proc.poll() is not None:
             return
         proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:

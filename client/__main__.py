@@ -22,7 +22,7 @@ async def run(args: argparse.Namespace) -> int:
 
         use_loopback_only()
     clip = read_wav(args.wav)
-    client = CallClient(args.url, args.mode, args.language)
+    client = CallClient(args.url, args.mode, args.language, args.token)
     client.on_event = lambda event: print(json.dumps(event, ensure_ascii=False), flush=True)
     try:
         await client.connect()
@@ -55,6 +55,7 @@ def main() -> int:
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     parser.add_argument("--mode", choices=("interview", "language", "chat"))
     parser.add_argument("--language")
+    parser.add_argument("--token", default=os.environ.get("PARLEY_TOKEN"), help="the server's bearer token")
     parser.add_argument("--timeout", type=float, default=90.0)
     parser.add_argument("--no-greeting", action="store_true", help="play the WAV at once, over the greeting")
     parser.add_argument("--loopback", action="store_true", help="loopback ICE candidates only")

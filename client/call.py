@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, AudioResampler
 
@@ -159,10 +159,19 @@ class Recording:
 class CallClient:
     """One call to a Parley server. ``events`` holds every event received, with its arrival time."""
 
-    def __init__(self, url: str = "http://127.0.0.1:8080", mode: str | None = None, language: str | None = None):
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8080",
+        mode: str | None = None,
+        language: str | None = None,
+        token: str | None = None,
+        ice_servers: list[RTCIceServer] | None = None,
+    ):
         self.url = url.rstrip("/")
+        self.token = token
         self.mode, self.language = mode, language
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # Never None: with no configuration aiortc would ask a public STUN server.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers or []))
         self.mic = Microphone()
         self.recording = Recording()
         self.events: list[tuple[float, dict[str, Any]]] = []
@@ -197,7 +206,8 @@ class CallClient:
             body["mode"] = self.mode
         if self.language:
             body["language"] = self.language
-        async with aiohttp.ClientSession() as http, http.post(f"{self.url}/offer", json=body) as resp:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        async with aiohttp.ClientSession() as http, http.post(f"{self.url}/offer", json=body, headers=headers) as resp:
             data = await resp.json()
             if resp.status != 200:
                 raise RuntimeError(f"offer refused ({resp.status}): {data.get('error')}")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
-
-from aiohttp import web
 
 from server import logs
 from server.app import create_app
 from server.config import parse_args
+from server.drain import serve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(settings.log_level, settings.log_format)
     app = create_app(settings)
     print(f"Parley: loading models; the call page will be at http://{settings.host}:{settings.port}/", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    asyncio.run(serve(app, settings.host, settings.port, settings.drain_s))
     return 0
 
 

@@ -11,8 +11,10 @@ from aiohttp import web
 from aiortc import RTCPeerConnection
 
 from server import admission, ice, signalling
+from server.audio import speedups
 from server.audio.vad import SileroModel
 from server.config import Settings
+from server.drain import DRAIN, Drain
 from server.metrics import Metrics
 from server.providers.base import ProviderError, Providers
 from server.providers.local import weights
@@ -58,8 +60,10 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app[METRICS] = Metrics()
     app[RATE_LIMITER] = admission.OfferRateLimiter(settings.offers_per_minute)
     app[ICE_SERVERS] = ice.parse_servers(settings.ice_servers)  # validated once, used by every call
+    app[DRAIN] = Drain()
     if settings.ice_loopback:
         ice.use_loopback_only()
+    speedups.install()
     factory = providers_factory or _default_providers
 
     async def load_models(app: web.Application) -> AsyncIterator[None]:
@@ -110,6 +114,9 @@ async def json_errors(request: web.Request, handler: Callable) -> web.StreamResp
             raise
         reason = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         return signalling.json_error(exc.status, reason or exc.reason)
+    except Exception:  # a bug: still a JSON answer, and logged with its traceback
+        logger.exception("%s %s failed", request.method, request.path)
+        return signalling.json_error(500, "internal server error")
 
 
 # The page loads nothing from elsewhere: scripts, styles and media come from this server only.
@@ -149,6 +156,8 @@ async def index(request: web.Request) -> web.FileResponse:
 
 async def healthz(request: web.Request) -> web.Response:
     models = request.app[MODELS]
+    if request.app[DRAIN].active:  # a balancer stops sending calls here
+        return signalling.json_error(503, "shutting down")
     if models.error:
         return signalling.json_error(503, f"models failed to load: {models.error}")
     if models.providers is None:
@@ -167,7 +176,8 @@ async def status(request: web.Request) -> web.Response:
     models = app[MODELS]
     return web.json_response(
         {
-            "ready": models.providers is not None,
+            "ready": models.providers is not None and not app[DRAIN].active,
+            "draining": app[DRAIN].active,
             "active_calls": len(app[CALLS]),
             "capacity": app[SETTINGS].call_capacity(),
             "providers": {stage: app[SETTINGS].provider(stage) for stage in ("stt", "llm", "tts")},
@@ -183,6 +193,8 @@ async def metrics(request: web.Request) -> web.Response:
 async def offer(request: web.Request) -> web.Response:
     app = request.app
     settings = app[SETTINGS]
+    if app[DRAIN].active:
+        return signalling.json_error(503, "the server is shutting down; try again shortly")
     if not admission.token_ok(request, settings.token):
         return signalling.json_error(401, "a valid bearer token is required (Authorization: Bearer ...)")
     if not app[RATE_LIMITER].allow(request.remote or "unknown"):
@@ -226,7 +238,7 @@ async def offer(request: web.Request) -> web.Response:
 
 
 async def close_calls(app: web.Application) -> None:
-    """Shutdown (SIGTERM, Ctrl-C): every call is told, then hung up; aiohttp has stopped listening by now."""
+    """Shutdown: every call still open is told, then hung up (after a drain, none is left; server/drain.py)."""
     calls = list(app[CALLS].values())
     for call in calls:
         call.send("ended", reason="shutdown")

@@ -73,6 +73,8 @@ class Settings:
     peer_timeout_s: float = 10.0
     # Other origins whose pages may place calls (comma-separated, e.g. https://app.example.com).
     cors_origins: str = ""
+    # On SIGTERM: seconds the node keeps answering (503 to new calls, /healthz failing) while its calls end.
+    drain_s: float = 5.0
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one object per line
 

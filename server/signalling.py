@@ -9,6 +9,7 @@ import secrets
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from server.audio.inbound import shorten_jitter_buffer
@@ -81,7 +82,13 @@ async def read_offer(request: web.Request) -> tuple[str, str, str]:
     too_large = OfferError(f"the offer is too large: at most {MAX_OFFER_BYTES} bytes", status=413)
     if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
         raise too_large
-    raw = await request.content.read(MAX_OFFER_BYTES + 1)
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):  # bodies are never decompressed (server/drain.py): no bombs, no zlib errors
+        raise OfferError(f"compressed offers are not accepted (Content-Encoding: {encoding[:40]})", status=415)
+    try:
+        raw = await request.content.read(MAX_OFFER_BYTES + 1)  # decoded: a compressed body is capped unpacked
+    except RequestPayloadError as exc:  # e.g. "Content-Encoding: gzip" on a body that is not (found by fuzzing)
+        raise OfferError(f"the body could not be read: {exc.args[0] if exc.args else 'bad payload'}") from exc
     if len(raw) > MAX_OFFER_BYTES:
         raise too_large
     try:

@@ -42,13 +42,13 @@ class FakeOpenAI:
         assert self._server is not None
         return str(self._server.make_url("/v1"))
 
-    async def start(self) -> FakeOpenAI:
+    async def start(self, host: str = "127.0.0.1") -> FakeOpenAI:
         app = web.Application(middlewares=[self._gate])
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/audio/transcriptions", self._transcribe)
         app.router.add_post("/v1/audio/speech", self._speech)
         app.router.add_post("/v1/chat/completions", self._chat)
-        self._server = TestServer(app, host="127.0.0.1")
+        self._server = TestServer(app, host=host)
         await self._server.start_server()
         return self
 

@@ -18,7 +18,7 @@ class ScriptedVad:
     def __init__(self, probabilities: list[float]) -> None:
         self._probabilities = iter(probabilities)
 
-    def __call__(self, window: np.ndarray) -> float:
+    def __call__(self, window: np.ndarray, between_turns: bool = True) -> float:
         return next(self._probabilities)
 
 

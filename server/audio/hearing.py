@@ -47,7 +47,8 @@ class Hearing:
 
     def update(self, window: np.ndarray) -> VadEvent | None:
         """One 32 ms window (float32, 16 kHz). Returns the turn events (start, pause, resume, end)."""
-        probability = self._vad(window)
+        # Between turns, long digital silence may skip Silero.
+        probability = self._vad(window, not self.detector.speaking)
         quiet = self.detector.state is VadState.QUIET  # so the echo gain is learned from the bot alone
         if self.echo.is_echo(window, learn=quiet) and not self.detector.speaking:
             probability = 0.0
