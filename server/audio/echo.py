@@ -29,7 +29,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-ECHO_PATH_S = 1.0
+ECHO_PATH_S = 1.5  # generous: a stalled event loop delays the echo as seen here
 REFERENCE_FLOOR = 10 ** (-50 / 20)  # outgoing audio quieter than -50 dBFS has no audible echo
 ECHO_PERCENTILE = 95
 MARGIN = 2.0  # +6 dB over the echo seen so far
