@@ -20,6 +20,7 @@ from server.audio.outbound import Segment, SpeechTrack
 from server.audio.vad import WINDOW_MS, SileroModel, SpeechDetector, VadEvent, VadEventKind
 from server.config import Settings
 from server.dialogue.conversation import Conversation
+from server.dialogue.drift_guard import guard, reply_language
 from server.dialogue.modes import APOLOGIES, PERSONAS, Persona
 from server.dialogue.turn import Reply, TurnClock
 from server.events import BadMessage, EventChannel, ModeChange, Reset, TextInput, parse_client_message
@@ -262,9 +263,9 @@ class Call:
         self._reply_task = self._spawn(after_previous())
         return self._reply_task
 
-    def _style(self) -> VoiceStyle:
-        voice = getattr(self.settings, f"voice_{self.mode}")
-        return VoiceStyle(voice=voice, instructions=self.persona.instructions, language=self.language)
+    def _style(self, language: str | None = None) -> VoiceStyle:
+        voice, persona = getattr(self.settings, f"voice_{self.mode}"), self.persona
+        return VoiceStyle(voice, persona.instructions, language or self.language, persona.speaking_rate)
 
     def _sampling(self) -> tuple[float, int]:
         persona = self.persona
@@ -302,15 +303,18 @@ class Call:
                 if confirmed is None or confirmed.is_set():
                     self._state("listening")
                 return
+            language = reply_language(self.mode, self.language, text)
             reply = Reply(
-                self.track, self.providers.tts, self._style(),
+                self.track, self.providers.tts, self._style(language),
                 on_first_token=clock.first_token, on_first_sentence=clock.first_sentence,
                 on_first_audio=clock.first_audio, gate=gate,
             )  # fmt: skip
             temperature, max_tokens = self._sampling()
-            deltas = self.providers.llm.stream(
-                self.conversation.with_user(text), temperature=temperature, max_tokens=max_tokens
-            )
+            messages = self.conversation.with_user(text)
+            deltas = guard(
+                lambda: self.providers.llm.stream(messages, temperature=temperature, max_tokens=max_tokens),
+                self.mode, language,
+            )  # fmt: skip
             clock.llm_started_at = time.monotonic()
             speaking = asyncio.ensure_future(self._run_reply(reply, reply.speak(deltas)))
             if confirmed is not None:

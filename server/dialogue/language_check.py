@@ -124,6 +124,16 @@ def _also_words(sentence: str, language: str, native_count: int) -> Verdict:
     return Verdict(True, sentence)
 
 
+def settled(text: str, language: str) -> bool:
+    """Whether a fragment says enough to be judged: scripts tell at once; Latin-script languages need at
+    least one of their own frequent words, and no fewer than another language's."""
+    if language not in LATIN_LANGUAGES:
+        return True
+    scores = stop_word_scores(text)
+    own = scores.pop(language)
+    return own >= 1 and own >= max(scores.values())
+
+
 def detect(text: str) -> str | None:
     """The language of ``text`` when it is clear (for following the person's language in chat), else None."""
     found = units(text)

@@ -29,6 +29,7 @@ class VoiceStyle:
     voice: str = ""
     instructions: str = ""
     language: str = "en"
+    rate: float = 1.0  # speaking speed for engines that take one (1.0 normal, below 1 slower)
 
 
 class ProviderError(RuntimeError):
