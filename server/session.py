@@ -375,6 +375,8 @@ class Call:
     # -- the track's playback callbacks (run inside recv(), on the loop) ------------------------------------
     def _segment_started(self, segment: Segment) -> None:
         reply = self._reply
+        if reply is not None and segment in reply.segments:
+            self.send("caption", role="assistant", text=segment.text)  # live captions, as each sentence plays
         if reply is None or not reply.segments or segment is not reply.segments[0]:
             return
         self._state("speaking")
