@@ -20,7 +20,7 @@ from server.audio.outbound import Segment, SpeechTrack
 from server.audio.vad import WINDOW_MS, SileroModel, SpeechDetector, VadEvent, VadEventKind
 from server.config import Settings
 from server.dialogue.conversation import Conversation
-from server.dialogue.drift_guard import guard, reply_language
+from server.dialogue.drift_guard import guard, heard_languages, reply_language
 from server.dialogue.modes import APOLOGIES, PERSONAS, Persona
 from server.dialogue.turn import Reply, TurnClock
 from server.events import BadMessage, EventChannel, ModeChange, Reset, TextInput, parse_client_message
@@ -297,7 +297,7 @@ class Call:
         try:
             if audio is not None:
                 started = time.monotonic()
-                text = await self.providers.stt.transcribe(audio, self.language)
+                text = await self.providers.stt.transcribe(audio, self.language, languages=heard_languages(self.mode))
                 clock.stt_ms = round((time.monotonic() - started) * 1000)
             if not text:  # nothing intelligible (a cough, noise): keep listening
                 if confirmed is None or confirmed.is_set():

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import numpy as np
 import pytest
 
 from server.dialogue.drift_guard import guard, reply_language
-from tests.fakes import FakeLLM, FakeTTS, fake_providers
+from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
 from tests.test_call import is_
 
 
@@ -105,3 +106,16 @@ async def test_in_chat_the_bot_answers_in_the_language_the_person_types(start_se
     call.send({"type": "text", "text": "Salut ! Qu'est-ce que tu fais ce soir avec tes amis ?"})
     await call.wait_for(is_("transcript", role="assistant"), 10, greeted)
     assert styles == ["fr"]  # said with the French voice, not the English one
+
+
+@pytest.mark.parametrize(("mode", "others"), [("chat", 13), ("language", 0), ("interview", 0)])
+async def test_only_chat_lets_speech_recognition_hear_another_language(
+    mode: str, others: int, start_server, call_client, tts_speech, silence
+) -> None:
+    stt = FakeSTT("bonjour")
+    url = await start_server(fake_providers(stt=stt))
+    call = await call_client(url, mode=mode, language="en")
+    greeted = await call.wait_listening()
+    call.mic.play(np.concatenate([tts_speech("Hello, how are you today?"), silence(1.5)]))
+    await call.wait_for(is_("transcript", role="user"), 20, greeted)
+    assert stt.calls[-1][1] == "en" and len(stt.languages[-1]) == others

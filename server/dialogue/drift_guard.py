@@ -4,8 +4,9 @@ A drifted first sentence makes the model try again, once; a drifted sentence aft
 dropped, so the reply ends with what was good. Nothing that drifted is spoken, or enters the history (the
 history holds what was spoken).
 
-Language and chat replies are guarded. In chat the bot follows the person's language: the language a typed or
-transcribed message is clearly written in becomes that turn's reply language (and voice).
+Language and chat replies are guarded. In chat the bot follows the person's language: speech recognition may
+hear any of the 13 languages (the session's is the fallback), and the language a typed or transcribed message
+is clearly written in becomes that turn's reply language (and voice).
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 
 from server.dialogue.language_check import check, detect, settled
+from server.dialogue.modes import LANGUAGES
 from server.dialogue.text import SentenceSplitter
 
 logger = logging.getLogger(__name__)
 
 GUARDED_MODES = {"language", "chat"}
 RETRIES = 1
+
+
+def heard_languages(mode: str) -> tuple[str, ...]:
+    """Languages speech recognition may hear besides the session's: any of them in chat, none otherwise."""
+    return tuple(LANGUAGES) if mode == "chat" else ()
 
 
 def reply_language(mode: str, session_language: str, user_text: str) -> str:
