@@ -2,8 +2,8 @@
 
     nice -n 10 .venv/bin/python -m bench.languages [--languages es,fr] [--per-language 3]
 
-Each learner line (some with a mistake) is answered by the chat model behind the language-practice persona,
-exactly as in a call (same prompt, temperature and length). Printed per language:
+Each learner line (one with a mistake, one asking to switch to English) is answered by the chat model behind
+the language-practice persona, exactly as in a call (same prompt, temperature and length). Printed per language:
 - raw: replies whose every sentence the language check accepts, as the model wrote them;
 - spoken: replies that, after the drift guard (one new try on a drifted start, drifted sentences dropped),
   still say something, all of it in the language (the guard's new tries are real generations);
@@ -29,7 +29,7 @@ from server.dialogue.text import SentenceSplitter
 from server.providers.base import ChatModel, VoiceStyle
 
 # What a learner might say or type, one line with a mistake in each language.
-LEARNER_LINES = {
+_LINES = {
     "en": ["Yesterday I goed to the park with my dog.", "I like very much cooking.", "What do you do on weekends?"],
     "es": ["Ayer yo va al parque con mi perro.", "Me gusta mucho cocinar.", "¿Qué haces los fines de semana?"],
     "fr": ["Hier, j'ai allé au parc avec mon chien.", "J'aime beaucoup cuisiner.", "Que fais-tu le week-end ?"],
@@ -47,6 +47,10 @@ LEARNER_LINES = {
     "nl": ["Gisteren ik ben naar het park gegaan met mijn hond.", "Ik kook heel graag.",
            "Wat doe je in het weekend?"],
 }  # fmt: skip
+# Learners fall back on a language they know: the reply must stay in the practised one.
+FALLBACK_LINES = {"en": "Perdón, no entiendo. ¿Podemos hablar en español?"}
+ENGLISH_FALLBACK = "Sorry, I don't understand. Can we speak English, please?"
+LEARNER_LINES = {lang: [*lines, FALLBACK_LINES.get(lang, ENGLISH_FALLBACK)] for lang, lines in _LINES.items()}
 
 
 def sentences(text: str) -> list[str]:
@@ -120,7 +124,7 @@ async def run(languages: list[str], per_language: int, verbose: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--languages", default=",".join(LANGUAGES))
-    parser.add_argument("--per-language", type=int, default=3)
+    parser.add_argument("--per-language", type=int, default=4)
     parser.add_argument("--verbose", action="store_true", help="print every reply")
     args = parser.parse_args()
     asyncio.run(run(args.languages.split(","), args.per_language, args.verbose))
