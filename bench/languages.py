@@ -26,7 +26,7 @@ from server.dialogue.drift_guard import guard
 from server.dialogue.language_check import check
 from server.dialogue.modes import LANGUAGE_PRACTICE, LANGUAGES
 from server.dialogue.text import SentenceSplitter
-from server.providers.base import ChatModel, VoiceStyle
+from server.providers.base import ChatMessage, ChatModel, VoiceStyle
 
 # What a learner might say or type, one line with a mistake in each language.
 _LINES = {
@@ -82,14 +82,14 @@ async def one_reply(llm: ChatModel, language: str, line: str, remote: bool) -> t
     async def replay() -> AsyncIterator[str]:
         yield raw
 
-    def make_stream() -> AsyncIterator[str]:
+    def make_stream(prompt: list[ChatMessage]) -> AsyncIterator[str]:
         nonlocal tries
         tries += 1
         if tries == 1:
             return replay()  # the guard judges the reply measured above, and generates only its new try
-        return llm.stream(messages, temperature=temperature, max_tokens=max_tokens)  # type: ignore[arg-type]
+        return llm.stream(prompt, temperature=temperature, max_tokens=max_tokens)
 
-    spoken = await collect(guard(make_stream, "language", language))
+    spoken = await collect(guard(make_stream, messages, "language", language))  # type: ignore[arg-type]
     return raw, spoken, tries - 1
 
 

@@ -310,10 +310,9 @@ class Call:
                 on_first_audio=clock.first_audio, gate=gate,
             )  # fmt: skip
             temperature, max_tokens = self._sampling()
-            messages = self.conversation.with_user(text)
             deltas = guard(
-                lambda: self.providers.llm.stream(messages, temperature=temperature, max_tokens=max_tokens),
-                self.mode, language,
+                lambda prompt: self.providers.llm.stream(prompt, temperature=temperature, max_tokens=max_tokens),
+                self.conversation.with_user(text), self.mode, language, self.language,
             )  # fmt: skip
             clock.llm_started_at = time.monotonic()
             speaking = asyncio.ensure_future(self._run_reply(reply, reply.speak(deltas)))

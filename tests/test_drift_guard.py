@@ -16,45 +16,56 @@ async def collect(stream: AsyncIterator[str]) -> str:
     return "".join([d async for d in stream]).strip()
 
 
+MESSAGES = [{"role": "system", "content": "Be nice."}, {"role": "user", "content": "Hola."}]
+
+
 def model(*replies: str) -> tuple[FakeLLM, object]:
     llm = FakeLLM(*replies, token_delay=0)
-    return llm, lambda: llm.stream([], temperature=0.7, max_tokens=100)
+    return llm, lambda prompt: llm.stream(prompt, temperature=0.7, max_tokens=100)
 
 
 async def test_a_reply_in_the_language_passes_unchanged() -> None:
     llm, make = model("¡Qué bien! ¿Y qué comiste después?")
-    assert await collect(guard(make, "language", "es")) == "¡Qué bien! ¿Y qué comiste después?"
+    assert await collect(guard(make, MESSAGES, "language", "es")) == "¡Qué bien! ¿Y qué comiste después?"
     assert len(llm.requests) == 1
 
 
 async def test_a_drifted_first_sentence_makes_the_model_try_again() -> None:
     llm, make = model("That's great, what did you do after work? Tell me.", "¡Qué bien! ¿Qué hiciste después?")
-    assert await collect(guard(make, "language", "es")) == "¡Qué bien! ¿Qué hiciste después?"
+    assert await collect(guard(make, MESSAGES, "language", "es")) == "¡Qué bien! ¿Qué hiciste después?"
     assert len(llm.requests) == 2
+    # The new try names the language on the person's message.
+    assert llm.requests[0][-1]["content"] == "Hola." and llm.requests[1][-1]["content"] == "Hola.\n(Reply in Spanish.)"
 
 
 async def test_a_second_drift_is_dropped_and_nothing_drifted_is_said() -> None:
     llm, make = model("That's great, what did you do after work?", "Oh that's nice, and what did you have?")
-    assert await collect(guard(make, "language", "es")) == ""
+    assert await collect(guard(make, MESSAGES, "language", "es")) == ""
     assert len(llm.requests) == 2
 
 
 async def test_a_drifted_sentence_later_in_the_reply_is_dropped() -> None:
     llm, make = model("Très bien ! That's a great question, tell me more. Et toi, qu'est-ce que tu fais ce soir ?")
-    said = await collect(guard(make, "language", "fr"))
+    said = await collect(guard(make, MESSAGES, "language", "fr"))
     assert said == "Très bien ! Et toi, qu'est-ce que tu fais ce soir ?"
     assert len(llm.requests) == 1  # the first sentence was good: it had been spoken, so no new try
 
 
 async def test_chinese_leaking_into_a_reply_is_never_passed_on() -> None:
     _, make = model("Me gusta mucho. 我觉得这个主意很好。 ¿Y a ti?")
-    said = await collect(guard(make, "language", "es"))
+    said = await collect(guard(make, MESSAGES, "language", "es"))
     assert "我" not in said and said.startswith("Me gusta mucho.")
+
+
+async def test_a_chat_reply_in_another_language_than_the_session_is_asked_for_by_name() -> None:
+    llm, make = model("Très bien, et toi ?")
+    assert await collect(guard(make, MESSAGES, "chat", "fr", "en")) == "Très bien, et toi ?"
+    assert llm.requests[0][-1]["content"] == "Hola.\n(Reply in French.)"
 
 
 async def test_interview_replies_are_not_filtered() -> None:
     _, make = model("Right. 这是一个问题。")
-    assert await collect(guard(make, "interview", "en")) == "Right. 这是一个问题。"
+    assert await collect(guard(make, MESSAGES, "interview", "en")) == "Right. 这是一个问题。"
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 """Keeps a reply in its language: each sentence is checked before it can reach speech synthesis.
 
-A drifted first sentence makes the model try again, once; a drifted sentence after that (or in the retry) is
-dropped, so the reply ends with what was good. Nothing that drifted is spoken, or enters the history (the
-history holds what was spoken).
+A drifted first sentence makes the model try again, once, with a note naming the language on the person's
+message; a drifted sentence after that (or in the retry) is dropped, so the reply ends with what was good.
+Nothing that drifted is spoken, or enters the history (the history holds what was spoken).
 
 Language and chat replies are guarded. In chat the bot follows the person's language: speech recognition may
 hear any of the 13 languages (the session's is the fallback), and the language a typed or transcribed message
@@ -18,11 +18,13 @@ from contextlib import aclosing
 from server.dialogue.language_check import check, detect, settled
 from server.dialogue.modes import LANGUAGES
 from server.dialogue.text import SentenceSplitter
+from server.providers.base import ChatMessage
 
 logger = logging.getLogger(__name__)
 
 GUARDED_MODES = {"language", "chat"}
 RETRIES = 1
+REMINDER = "Reply in {}."  # the small model follows a note on the last message better than its system prompt
 
 
 def heard_languages(mode: str) -> tuple[str, ...]:
@@ -59,19 +61,33 @@ async def _sentences(stream: AsyncIterator[str], language: str) -> AsyncIterator
         yield rest
 
 
+def remind(messages: list[ChatMessage], language: str) -> list[ChatMessage]:
+    """The messages with a note on the person's last one naming the reply's language."""
+    *before, last = messages
+    return [*before, {"role": last["role"], "content": f"{last['content']}\n({REMINDER.format(LANGUAGES[language])})"}]
+
+
 async def guard(
-    make_stream: Callable[[], AsyncIterator[str]], mode: str, language: str, retries: int = RETRIES
+    stream: Callable[[list[ChatMessage]], AsyncIterator[str]],
+    messages: list[ChatMessage],
+    mode: str,
+    language: str,
+    session_language: str | None = None,
+    retries: int = RETRIES,
 ) -> AsyncIterator[str]:
-    """The model's deltas, passed on sentence by sentence once each is known to be in ``language``."""
+    """The model's deltas for ``messages``, passed on sentence by sentence once each is known to be in
+    ``language``. A new try, or a reply in another language than the session's (chat), gets a reminder."""
     if mode not in GUARDED_MODES:
-        async with aclosing(make_stream()) as stream:  # type: ignore[type-var]
-            async for delta in stream:
+        async with aclosing(stream(messages)) as deltas:  # type: ignore[type-var]
+            async for delta in deltas:
                 yield delta
         return
     started = False
+    switched = session_language is not None and language != session_language
     for attempt in range(retries + 1):
         spoke = False
-        async with aclosing(make_stream()) as stream, aclosing(_sentences(stream, language)) as sentences:  # type: ignore[type-var]
+        prompt = remind(messages, language) if attempt or switched else messages
+        async with aclosing(stream(prompt)) as deltas, aclosing(_sentences(deltas, language)) as sentences:  # type: ignore[type-var]
             async for sentence in sentences:
                 if sentence is None:
                     if not started:
