@@ -225,6 +225,6 @@ async def test_a_person_types_and_reads_live_captions_in_chromium(
             await browser.close()
 
     # The typed line reached the model as the person's turn; the reply was captioned sentence by sentence.
-    assert llm.requests[-1][-1] == {"role": "user", "content": typed}
+    assert llm.requests[-1][-1]["content"].startswith(typed)  # (with a note to reply in French: see drift_guard)
     captions = [e["text"] for e in events if e["type"] == "caption"]
     assert captions[-2:] == ["Je vais au cinéma.", "Et toi, tu fais quoi ?"], captions

@@ -103,7 +103,11 @@ async def test_a_spoken_turn_is_answered_out_loud_in_the_language(
     assert {voice for text, voice in recorder.voices if text in said["text"]} == {expected_voice(language)}
 
     # What reached the client is speech in the language: Whisper, told the language, reads it back as such.
-    audio = call.recording.audio_between(user_t, said_t + 0.5)
+    # From the reply's first sound: the model's thinking time (tens of seconds on a loaded machine) is silence
+    # that would make Whisper judge the window empty.
+    first_sound = call.recording.first_loud_after(user_t)
+    assert first_sound is not None
+    audio = call.recording.audio_between(first_sound - 0.2, said_t + 0.5)
     assert audio.size > 48_000
     heard = await real_providers.stt.transcribe(audio[::3].astype(np.float32) / 32768, language)
     assert heard and in_language(heard, language), (heard, said["text"])
