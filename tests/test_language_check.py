@@ -153,3 +153,10 @@ def test_the_language_a_person_writes_in_is_recognized(language: str, sentences:
     found = [detect(s) for s in sentences]
     assert all(f in (language, None) for f in found), found
     assert detect(" ".join(sentences)) == language
+
+
+def test_a_sentence_stuck_in_a_loop_is_not_spoken() -> None:
+    # As the embedded model wrote it in a Hindi session, until its token cap.
+    loop = "मैं आपके लिए इस बार लिए आपके लिए इस बार लिए आपके लिए इस बार लिए आपके लिए इस बार"
+    assert not check(loop, "hi").ok
+    assert check("Je pense que oui, je pense que c'est vrai.", "fr").ok  # twice is speech, not a loop

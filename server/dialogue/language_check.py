@@ -63,6 +63,7 @@ STOP_WORDS: dict[str, frozenset[str]] = {
         "waarom",
     }.items()
 }
+LOOP_REPEATS = 3
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 
 
@@ -92,11 +93,25 @@ def latin_language(text: str) -> str | None:
     return best if top >= 2 and top >= 2 * second else None
 
 
+def loops(text: str) -> bool:
+    """A model stuck in a loop: some three words in a row come back three times or more (its Hindi does)."""
+    words = text.lower().split()
+    seen: dict[tuple[str, ...], int] = {}
+    for i in range(len(words) - 2):
+        key = tuple(words[i : i + 3])
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] >= LOOP_REPEATS:
+            return True
+    return False
+
+
 def check(sentence: str, language: str) -> Verdict:
     """Whether ``sentence`` may be spoken in a ``language`` session."""
     found = units(sentence)
     if not found:
         return Verdict(True, sentence)  # numbers, punctuation
+    if loops(sentence):
+        return Verdict(False, sentence, "repeats itself")
     native = NATIVE_SCRIPTS.get(language, {"latin"})
     allowed = native | {"latin"}  # brand names, "OK", "email" appear in every language
     foreign = [u for s, u in found if s not in allowed]
