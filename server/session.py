@@ -22,6 +22,7 @@ from server.audio.outbound import Segment, SpeechTrack
 from server.audio.vad import WINDOW_MS, SileroModel, SpeechDetector, VadEvent, VadEventKind
 from server.config import Settings
 from server.dialogue.conversation import Conversation
+from server.dialogue.drift_guard import guard, heard_languages, reply_language
 from server.dialogue.modes import APOLOGIES, PERSONAS, Persona
 from server.dialogue.turn import Reply, TurnClock
 from server.dialogue.turn_end import UNFINISHED_EXTRA_MS, looks_unfinished
@@ -270,9 +271,9 @@ class Call:
         self._reply_task = self._spawn(after_previous())
         return self._reply_task
 
-    def _style(self) -> VoiceStyle:
-        voice = getattr(self.settings, f"voice_{self.mode}")
-        return VoiceStyle(voice=voice, instructions=self.persona.instructions, language=self.language)
+    def _style(self, language: str | None = None) -> VoiceStyle:
+        voice, persona = getattr(self.settings, f"voice_{self.mode}"), self.persona
+        return VoiceStyle(voice, persona.instructions, language or self.language, persona.speaking_rate)
 
     def _sampling(self) -> tuple[float, int]:
         persona = self.persona
@@ -304,7 +305,7 @@ class Call:
         try:
             if audio is not None:
                 started = time.monotonic()
-                text = await self.providers.stt.transcribe(audio, self.language)
+                text = await self.providers.stt.transcribe(audio, self.language, languages=heard_languages(self.mode))
                 clock.stt_ms = round((time.monotonic() - started) * 1000)
                 if confirmed is not None and not confirmed.is_set() and looks_unfinished(text, self.language):
                     self.detector.extend(UNFINISHED_EXTRA_MS)  # they are thinking: give the pause more time
@@ -312,15 +313,17 @@ class Call:
                 if confirmed is None or confirmed.is_set():
                     self._state("listening")
                 return
+            language = reply_language(self.mode, self.language, text)
             reply = Reply(
-                self.track, self.providers.tts, self._style(),
+                self.track, self.providers.tts, self._style(language),
                 on_first_token=clock.first_token, on_first_sentence=clock.first_sentence,
                 on_first_audio=clock.first_audio, gate=gate,
             )  # fmt: skip
             temperature, max_tokens = self._sampling()
-            deltas = self.providers.llm.stream(
-                self.conversation.with_user(text), temperature=temperature, max_tokens=max_tokens
-            )
+            deltas = guard(
+                lambda prompt: self.providers.llm.stream(prompt, temperature=temperature, max_tokens=max_tokens),
+                self.conversation.with_user(text), self.mode, language, self.language,
+            )  # fmt: skip
             clock.llm_started_at = time.monotonic()
             speaking = asyncio.ensure_future(self._run_reply(reply, reply.speak(deltas)))
             if confirmed is not None:
@@ -381,6 +384,8 @@ class Call:
     # -- the track's playback callbacks (run inside recv(), on the loop) ------------------------------------
     def _segment_started(self, segment: Segment) -> None:
         reply = self._reply
+        if reply is not None and segment in reply.segments:
+            self.send("caption", role="assistant", text=segment.text)  # live captions, as each sentence plays
         if reply is None or not reply.segments or segment is not reply.segments[0]:
             return
         self._state("speaking")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 
 import numpy as np
 
@@ -19,9 +19,11 @@ class FakeSTT:
         self.texts = list(texts) or ["hello there"]
         self.delay = delay
         self.calls: list[tuple[float, str]] = []  # (seconds of audio, language)
+        self.languages: list[tuple[str, ...]] = []  # the other languages it could have heard, per call
 
-    async def transcribe(self, audio: np.ndarray, language: str) -> str:
+    async def transcribe(self, audio: np.ndarray, language: str, *, languages: Collection[str] = ()) -> str:
         self.calls.append((audio.size / 16_000, language))
+        self.languages.append(tuple(languages))
         await asyncio.sleep(self.delay)
         return self.texts.pop(0) if len(self.texts) > 1 else self.texts[0]
 

@@ -110,6 +110,8 @@ async def test_a_person_talks_to_the_bot_in_chromium(
             await page.add_init_script(PROBE)
             await page.goto(url + "/")
             await page.select_option("#mode", "chat")  # the shortest greeting
+            await expect(page.locator("#captions")).not_to_be_checked()  # captions are off until asked for
+            await expect(page.locator("#text")).to_be_disabled()  # nothing to type to before a call
             clicked = await page.evaluate("performance.now()")
             await page.click("#call")
             # The turn is over when the reply's transcript has come (sent once all of it was played); then
@@ -127,7 +129,10 @@ async def test_a_person_talks_to_the_bot_in_chromium(
             probe: dict[str, list[dict[str, Any]]] = await page.evaluate("__probe")
             (tmp_path / "probe.json").write_text(json.dumps(probe))  # kept for a look after a failure
             transcript = page.locator("#transcript li")
+            await expect(page.locator("#transcript")).to_be_hidden()
+            await page.check("#captions")
             await expect(transcript).to_have_text([re.compile(r"^Bot: \S"), f"You: {HEARD}", f"Bot: {REPLY}"])
+            await expect(transcript.last).to_be_visible()
             assert len(app[CALLS]) == 1
             call = next(iter(app[CALLS].values()))
 
@@ -174,3 +179,52 @@ async def test_a_person_talks_to_the_bot_in_chromium(
     assert reply and speaking - 200 < reply[0] and reply[-1] - reply[0] >= 200, (reply, timeline)
     stray = loud(listening + TAIL_MS, float("inf"))
     assert not stray, f"sound after the reply at {[round(t - clicked) for t in stray]}:\n{timeline}"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} is missing (apt-get install chromium to run it)")
+async def test_a_person_types_and_reads_live_captions_in_chromium(
+    start_server: Callable[..., Any], silence: Callable[[float], np.ndarray], tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    mic = tmp_path / "mic.wav"
+    write_wav(mic, silence(2.0))  # a quiet room: this person types
+    typed = "Bonjour ! Qu'est-ce que tu fais ce soir ?"
+    reply = "Je vais au cinéma. Et toi, tu fais quoi ?"
+    llm = FakeLLM(reply)
+    url = await start_server(fake_providers(FakeSTT(), llm, FakeTTS(seconds_per_word=0.25)))
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch_persistent_context(
+            tmp_path / "profile", executable_path=CHROMIUM, headless=True,
+            args=[*FLAGS, f"--use-file-for-fake-audio-capture={mic}"],
+        )  # fmt: skip
+        try:
+            page = browser.pages[0] if browser.pages else await browser.new_page()
+            await page.add_init_script(PROBE)
+            await page.goto(url + "/")
+            await page.select_option("#mode", "chat")
+            await page.check("#captions")
+            await page.click("#call")
+            await expect(page.locator("#state")).to_have_text("Listening", timeout=20_000)  # greeted
+
+            await page.fill("#text", typed)
+            await page.press("#text", "Enter")
+            await expect(page.locator("#text")).to_have_value("")
+            lines = page.locator("#transcript li")
+            # While the bot speaks, its caption shows the sentence it is saying, before the turn is over.
+            await expect(lines.last).to_have_text("Bot: Je vais au cinéma.", timeout=20_000)
+            await expect(page.locator("#state")).to_have_text("Speaking")
+            await expect(lines).to_have_text([re.compile(r"^Bot: \S"), f"You: {typed}", f"Bot: {reply}"])
+            events: list[dict[str, Any]] = await page.evaluate("__probe.events")
+
+            await page.get_by_role("button", name="End call").click()
+            await expect(page.locator("#text")).to_be_disabled()
+        finally:
+            await browser.close()
+
+    # The typed line reached the model as the person's turn; the reply was captioned sentence by sentence.
+    assert llm.requests[-1][-1]["content"].startswith(typed)  # (with a note to reply in French: see drift_guard)
+    captions = [e["text"] for e in events if e["type"] == "caption"]
+    assert captions[-2:] == ["Je vais au cinéma.", "Et toi, tu fais quoi ?"], captions

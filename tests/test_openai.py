@@ -36,6 +36,12 @@ async def test_transcription_uploads_a_wav_with_the_language(fake):
     assert fake.seen.transcriptions == [{"model": "whisper-1", "language": "fr", "bytes": 32_044, "wav": True}]
 
 
+async def test_transcription_with_other_languages_possible_lets_the_server_detect(fake):
+    stt = OpenAISTT(endpoint(fake, "whisper-1"))
+    await stt.transcribe(np.zeros(16_000, dtype=np.float32), "en", languages=("en", "fr"))
+    assert fake.seen.transcriptions[-1]["language"] is None  # no hint: chat follows the person's language
+
+
 async def test_rate_limit_then_success_is_retried(fake):
     fake.faults.statuses = [429]
     stt = OpenAISTT(endpoint(fake, "whisper-1"))

@@ -3,6 +3,8 @@ does not. Scripted transcripts over real calls, and the rule itself."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import pytest
 
@@ -70,7 +72,7 @@ class PartSTT(FakeSTT):
         super().__init__(first_text, "so I think that threads share memory")
         self.first_seconds = first_seconds
 
-    async def transcribe(self, audio: np.ndarray, language: str) -> str:
+    async def transcribe(self, audio: np.ndarray, language: str, *, languages: Collection[str] = ()) -> str:
         self.calls.append((audio.size / 16_000, language))
         return self.texts[0] if audio.size / 16_000 < self.first_seconds + 0.6 else self.texts[1]
 

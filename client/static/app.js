@@ -29,17 +29,36 @@ function showError(message) {
   $("error").hidden = !message;
 }
 
+// Captions: the person's lines, and the bot's as it speaks (one "caption" event per sentence as it starts
+// playing), settled by the final transcript, which holds what was actually heard.
+let liveLine = null;
+
 function addLine(role, text, interrupted) {
-  const item = document.createElement("li");
+  const item = role === "assistant" && liveLine ? liveLine : document.createElement("li");
+  if (item === liveLine) liveLine = null;
   item.className = role + (interrupted ? " interrupted" : "");
   item.textContent = (role === "user" ? "You: " : "Bot: ") + text;
   $("transcript").appendChild(item);
 }
 
+function addCaption(text) {
+  if (!liveLine) {
+    liveLine = document.createElement("li");
+    liveLine.className = "assistant live";
+    liveLine.textContent = "Bot:";
+    $("transcript").appendChild(liveLine);
+  }
+  liveLine.textContent += " " + text;
+}
+
+$("captions").addEventListener("change", () => { $("transcript").hidden = !$("captions").checked; });
+
 function onEvent(event) {
   switch (event.type) {
     case "state": setState(event.state); break;
     case "transcript": addLine(event.role, event.text, event.interrupted); break;
+    case "caption": addCaption(event.text); break;
+    case "ready": liveLine = null; break;
     case "error": showError(event.message); break;
     case "ended":
       showError(event.reason === "idle" ? "The call ended: nothing was said for a while."
@@ -92,6 +111,8 @@ async function startCall() {
     pc = new RTCPeerConnection({ iceServers: ice.iceServers });
     channel = pc.createDataChannel("events", { ordered: true });
     channel.onmessage = (msg) => onEvent(JSON.parse(msg.data));
+    channel.onopen = () => setTyping(true);
+    channel.onclose = () => setTyping(false);
     micStream.getAudioTracks().forEach((track) => pc.addTrack(track, micStream));
     pc.ontrack = (e) => { $("remote").srcObject = e.streams[0] || new MediaStream([e.track]); };
     pc.onconnectionstatechange = () => {
@@ -122,6 +143,20 @@ async function startCall() {
   }
 }
 
+// Typed input: answered like speech, and it interrupts the bot if it is speaking.
+function setTyping(enabled) {
+  $("text").disabled = !enabled;
+  $("send").disabled = !enabled;
+}
+
+$("typed").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const text = $("text").value.trim();
+  if (!text || !channel || channel.readyState !== "open") return;
+  channel.send(JSON.stringify({ type: "text", text }));
+  $("text").value = "";
+});
+
 // Switching mode or language mid-call: the server starts over in the new persona.
 function sendMode() {
   if (channel && channel.readyState === "open") {
@@ -142,6 +177,8 @@ function endCall() {
   pc = null;
   $("remote").srcObject = null;
   channel = null;
+  liveLine = null;
+  setTyping(false);
   $("level").style.width = "0";
   $("call").textContent = "Start call";
   $("call").classList.remove("active");

@@ -33,11 +33,16 @@ class Persona:
     remote_max_tokens: int = 150
     hangover_ms: int = 800  # silence that ends a turn, unless PARLEY_HANGOVER_MS sets one for every mode
     instructions: str = ""  # speaking style, for engines that take directions
+    speaking_rate: float = 1.0  # for engines that take a speed (the embedded voices); below 1 is slower
     localized_greetings: tuple[tuple[str, str], ...] = ()  # (language, greeting), over ``greetings``
+
+    examples: tuple[tuple[str, str], ...] = ()  # (language, an example exchange in it), added to the prompt
 
     def system_prompt(self, language: str) -> str:
         name = LANGUAGES[language]
-        return f"{self.prompt.format(language=name)} {SPOKEN_RULES} {INTERRUPTION_RULE}"
+        example = dict(self.examples).get(language, "")
+        example = f" Example. {example}" if example else ""
+        return f"{self.prompt.format(language=name)}{example} {SPOKEN_RULES} {INTERRUPTION_RULE}"
 
     def greeting(self, rng: random.Random, language: str) -> str:
         localized = dict(self.localized_greetings)
@@ -74,13 +79,36 @@ INTERVIEW = Persona(
     instructions="Speak like a warm, encouraging interviewer: clear, calm, professional.",
 )
 
+# One exchange per language showing the gentle inline correction: the small model copies examples far better
+# than it follows instructions, and an example in the language keeps it in that language.
+CORRECTION_EXAMPLES = (
+    ("en", 'Learner: Yesterday I go to the cinema. You: Almost! You\'d say "yesterday I went to the cinema". '
+     "What did you see?"),
+    ("es", 'Learner: Ayer yo va al cine. You: ¡Casi! Se dice "ayer fui al cine". ¿Qué película viste?'),
+    ("fr", 'Learner: Hier, j\'ai allé au cinéma. You: Presque ! On dit "je suis allé au cinéma". '
+     "Qu'est-ce que tu as vu ?"),
+    ("de", 'Learner: Gestern ich habe ins Kino gegangen. You: Fast! Man sagt "gestern bin ich ins Kino '
+     'gegangen". Welchen Film hast du gesehen?'),
+    ("zh", "Learner: 昨天我去电影院了看电影。 You: 差不多！我们一般说“昨天我去电影院看电影了”。你看了什么电影？"),
+    ("hi", "Learner: कल मैं सिनेमा जाता हूँ। You: लगभग सही! हम कहते हैं \"कल मैं सिनेमा गया था\"। आपने कौन सी "
+     "फ़िल्म देखी?"),
+    ("ja", "Learner: 昨日、映画館に行きます。 You: おしい！「昨日、映画館に行きました」と言いますよ。何を見ましたか？"),
+    ("ko", "Learner: 어제 영화관에 가요. You: 거의 맞아요! \"어제 영화관에 갔어요\"라고 해요. 무슨 영화를 봤어요?"),
+    ("pt", 'Learner: Ontem eu vai ao cinema. You: Quase! A gente diz "ontem eu fui ao cinema". Que filme você viu?'),
+    ("ar", 'Learner: أمس أنا أذهب إلى السينما. You: تقريبا! نقول "ذهبت أمس إلى السينما". ماذا شاهدت؟'),
+    ("ru", 'Learner: Вчера я иду в кино. You: Почти! Говорят "вчера я ходил в кино". Какой фильм ты смотрел?'),
+    ("it", 'Learner: Ieri ho andato al cinema. You: Quasi! Si dice "ieri sono andato al cinema". Che film hai visto?'),
+    ("nl", 'Learner: Gisteren ik heb naar de bioscoop gegaan. You: Bijna! Je zegt "gisteren ben ik naar de '
+     'bioscoop gegaan". Welke film heb je gezien?'),
+)  # fmt: skip
+
 LANGUAGE_PRACTICE = Persona(
     mode="language",
     prompt=(
         "You are a patient native {language} speaker helping someone practise speaking {language}. Reply only "
-        "in {language}. When they make a mistake, correct it gently in passing, then keep the conversation "
-        "going with a simple question. You have your own opinions and likes; never say you are an AI or an "
-        "assistant."
+        "in {language}, in simple everyday words, even when they use another language. When they make a "
+        "mistake, correct it gently in passing, then keep the conversation going with a simple question. "
+        "You have your own opinions and likes; never say you are an AI or an assistant."
     ),
     greetings=("Hello! Let's practise together. What did you do today?",),
     localized_greetings=(
@@ -97,17 +125,21 @@ LANGUAGE_PRACTICE = Persona(
         ("it", "Ciao! Facciamo pratica insieme. Cosa hai fatto oggi?"),
         ("nl", "Hallo! Laten we samen oefenen. Wat heb je vandaag gedaan?"),
     ),
-    temperature=0.7,
+    examples=CORRECTION_EXAMPLES,
+    temperature=0.6,  # cooler than chat: fewer drifts into another language
     max_tokens=100,
     hangover_ms=1200,  # learners search for words
     instructions="Speak slowly and clearly, like a friendly teacher.",
+    speaking_rate=0.85,
 )
 
 CHAT = Persona(
     mode="chat",
     prompt=(
-        "You are a smart, casual colleague chatting in {language} during a coffee break. Match the person's "
-        "energy, be curious and natural. You have your own opinions; never say you are an AI or an assistant."
+        "You are a smart, casual colleague chatting during a coffee break. Match the person's energy: short "
+        "and playful when they are, thoughtful when they are. Be curious and natural, and reply in the "
+        "language the person uses ({language} unless they switch). You have your own opinions; never say you "
+        "are an AI or an assistant."
     ),
     greetings=("Hey! Good to see you. What's on your mind today?", "Hi there! How's your day going?"),
     temperature=0.8,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypedDict
 
@@ -29,6 +29,7 @@ class VoiceStyle:
     voice: str = ""
     instructions: str = ""
     language: str = "en"
+    rate: float = 1.0  # speaking speed for engines that take one (1.0 normal, below 1 slower)
 
 
 class ProviderError(RuntimeError):
@@ -40,8 +41,11 @@ class ProviderError(RuntimeError):
 
 
 class SpeechToText(Protocol):
-    async def transcribe(self, audio: np.ndarray, language: str) -> str:
-        """``audio``: 16 kHz mono float32 in [-1, 1]. Returns the text ('' when nothing was said)."""
+    async def transcribe(self, audio: np.ndarray, language: str, *, languages: Collection[str] = ()) -> str:
+        """``audio``: 16 kHz mono float32 in [-1, 1]. Returns the text ('' when nothing was said).
+
+        ``languages``: others the person may be speaking (chat follows the person), which the engine may
+        recognize instead of ``language``; empty: ``language`` only."""
         ...
 
 

@@ -13,7 +13,7 @@ import io
 import logging
 import os
 import wave
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,10 +78,12 @@ class OpenAISTT:
         self.endpoint = endpoint
         self._client = endpoint.client()
 
-    async def transcribe(self, audio: np.ndarray, language: str) -> str:
+    async def transcribe(self, audio: np.ndarray, language: str, *, languages: Collection[str] = ()) -> str:
+        # With other languages possible, the server detects the language itself (no hint).
+        hint = {} if languages else {"language": language}
         try:
             result = await self._client.audio.transcriptions.create(
-                model=self.endpoint.model, file=("speech.wav", wav_bytes(audio), "audio/wav"), language=language
+                model=self.endpoint.model, file=("speech.wav", wav_bytes(audio), "audio/wav"), **hint
             )
         except openai.OpenAIError as exc:
             logger.warning("transcription failed: %s", type(exc).__name__)

@@ -26,6 +26,8 @@ ESPEAK_VOICES = {
     "ko": "ko", "pt": "pt-br", "ar": "ar", "ru": "ru", "it": "it", "nl": "nl",
 }  # fmt: skip
 PIPER_LANGUAGES = {"en"}
+PIPER_VOICE = "en_US-joe-medium"
+WORDS_PER_MINUTE = 165  # espeak-ng's speed at rate 1.0 (its default, 175, is hurried for a learner)
 
 
 class PiperTTS:
@@ -38,17 +40,22 @@ class PiperTTS:
         config = weights.ensure(weights.PIPER_JOE[1]) if model is None else Path(f"{model}.json")
         self._voice = PiperVoice.load(onnx, config_path=config, use_cuda=False)
         self.rate = self._voice.config.sample_rate
+        self._length_scale = self._voice.config.length_scale
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="tts")
 
-    def _chunks(self, text: str, stop: threading.Event) -> Iterator[AudioChunk]:
+    def _chunks(self, text: str, rate: float, stop: threading.Event) -> Iterator[AudioChunk]:
+        from piper import SynthesisConfig
+
+        # Piper's length_scale stretches phoneme durations: slower speech for a slower rate.
+        config = SynthesisConfig(length_scale=self._length_scale / max(rate, 0.5))
         with SPEECH_FIRST.speaking():  # the LLM waits between tokens meanwhile
-            for chunk in self._voice.synthesize(text):
+            for chunk in self._voice.synthesize(text, config):
                 if stop.is_set():
                     return
                 yield AudioChunk(chunk.audio_int16_array.reshape(-1), chunk.sample_rate)
 
     async def synthesize(self, text: str, style: VoiceStyle) -> AsyncIterator[AudioChunk]:
-        async for chunk in stream_from_thread(self._executor, lambda stop: self._chunks(text, stop)):
+        async for chunk in stream_from_thread(self._executor, lambda stop: self._chunks(text, style.rate, stop)):
             yield chunk
 
 
@@ -61,11 +68,15 @@ class EspeakTTS:
             raise ProviderError("espeak-ng is not installed (apt-get install espeak-ng, or run scripts/setup.sh)")
         self._binary = found
 
-    async def synthesize(self, text: str, style: VoiceStyle) -> AsyncIterator[AudioChunk]:
+    @staticmethod
+    def voice(style: VoiceStyle) -> str:
         voice = style.voice if style.voice.startswith("espeak:") else ""
-        voice = voice.removeprefix("espeak:") or ESPEAK_VOICES.get(style.language, "en-us")
+        return voice.removeprefix("espeak:") or ESPEAK_VOICES.get(style.language, "en-us")
+
+    async def synthesize(self, text: str, style: VoiceStyle) -> AsyncIterator[AudioChunk]:
+        words_per_minute = str(round(WORDS_PER_MINUTE * max(style.rate, 0.5)))
         proc = await asyncio.create_subprocess_exec(
-            self._binary, "-v", voice, "-s", "165", "--stdout", "--", text,
+            self._binary, "-v", self.voice(style), "-s", words_per_minute, "--stdout", "--", text,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         try:
@@ -89,11 +100,14 @@ class LocalTTS:
         self._piper = piper
         self._espeak = espeak
 
+    def _uses_piper(self, style: VoiceStyle) -> bool:
+        return self._piper is not None and style.language in PIPER_LANGUAGES and not style.voice.startswith("espeak:")
+
+    def voice_for(self, style: VoiceStyle) -> str:
+        """The voice that says text in this style: "piper:<voice>" or "espeak:<voice>"."""
+        return f"piper:{PIPER_VOICE}" if self._uses_piper(style) else f"espeak:{self._espeak.voice(style)}"
+
     async def synthesize(self, text: str, style: VoiceStyle) -> AsyncIterator[AudioChunk]:
-        engine = (
-            self._piper
-            if self._piper is not None and style.language in PIPER_LANGUAGES and not style.voice.startswith("espeak:")
-            else self._espeak
-        )
+        engine = self._piper if self._uses_piper(style) else self._espeak
         async for chunk in engine.synthesize(text, style):
             yield chunk

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +29,7 @@ MIN_WINDOW_S, WINDOW_MARGIN_S, MAX_WINDOW_S = 5, 2, 30
 # Whisper's own "no speech" verdict, with a low score, means it is inventing words (e.g. "Thank you." on noise).
 NO_SPEECH_PROB, LOW_SCORE = 0.6, -1.0
 MAX_TOKENS = 160
+DETECT_MIN_PROBABILITY = 0.8  # below it, a short utterance's language guess is often wrong
 
 
 def encoder_frames(feature_frames: int) -> int:
@@ -75,7 +78,9 @@ class WhisperSTT:
         tokenizer = Tokenizer(self._whisper.hf_tokenizer, True, task="transcribe", language=language)
         return [*tokenizer.sot_sequence, tokenizer.no_timestamps]
 
-    def transcribe_sync(self, audio: np.ndarray, language: str, window_frames: int | None = None) -> str:
+    def transcribe_sync(
+        self, audio: np.ndarray, language: str, window_frames: int | None = None, languages: Collection[str] = ()
+    ) -> str:
         import ctranslate2
 
         audio = audio[-MAX_WINDOW_S * 16_000 :]  # the end of an utterance matters most
@@ -86,6 +91,8 @@ class WhisperSTT:
         padded[: audio.size] = audio
         window = np.ascontiguousarray(self._whisper.feature_extractor(padded)[:, :frames])
         encoded = self._whisper.model.encode(ctranslate2.StorageView.from_array(window[None]), to_cpu=False)
+        if languages:
+            language = self._detect(encoded, language, languages)
         # Greedy, no fallback temperatures, a token cap: fallbacks can loop on hallucinations for seconds.
         result = self._whisper.model.generate(
             encoded, [self._prompt(language)], beam_size=1, max_length=max_tokens(audio.size / 16_000, language),
@@ -96,10 +103,23 @@ class WhisperSTT:
         text = self._whisper.hf_tokenizer.decode(result.sequences_ids[0])
         return drop_repeats(text)
 
-    async def transcribe(self, audio: np.ndarray, language: str) -> str:
+    def _detect(self, encoded: Any, language: str, languages: Collection[str]) -> str:
+        """The language Whisper hears, when it is sure and one of ``languages``; else ``language``.
+
+        One decoder step on the encoder output the transcription uses anyway: about 50 ms here (not the 0.25 s
+        of faster-whisper's own detection, which encodes a second, 30 s window). On 1.5 s of real speech it
+        was right 34 times in 44, and every wrong guess had a probability under 0.75."""
+        token, probability = self._whisper.model.detect_language(encoded)[0][0]
+        heard = token.strip("<|>")
+        if heard != language and heard in languages and probability >= DETECT_MIN_PROBABILITY:
+            logger.debug("heard %s (p=%.2f), not %s", heard, probability, language)
+            return heard
+        return language
+
+    async def transcribe(self, audio: np.ndarray, language: str, *, languages: Collection[str] = ()) -> str:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self.transcribe_sync, audio, language)
+            return await loop.run_in_executor(self._executor, self.transcribe_sync, audio, language, None, languages)
         except Exception as exc:
             logger.exception("transcription failed")
             raise ProviderError("speech recognition failed") from exc
