@@ -70,6 +70,9 @@ class Settings:
     peer_timeout_s: float = 10.0
     # Other origins whose pages may place calls (comma-separated, e.g. https://app.example.com).
     cors_origins: str = ""
+    # Who decides which key points an interview answer covered: "offline" (the app's phrase matching),
+    # "remote" (the chat model over the OpenAI API, falling back to offline), "auto" (remote when PARLEY_LLM=openai).
+    judge: str = "auto"
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one object per line
 
@@ -111,6 +114,8 @@ class Settings:
         parse_servers(self.ice_servers)  # raises ValueError naming the variable
         if self.hangover_ms is not None and not 100 <= self.hangover_ms <= 5000:
             raise ValueError("PARLEY_HANGOVER_MS must be between 100 and 5000")
+        if self.judge not in ("auto", "offline", "remote"):
+            raise ValueError("PARLEY_JUDGE must be one of auto, offline, remote")
         if not 0.15 < self.vad_threshold < 1:
             raise ValueError("PARLEY_VAD_THRESHOLD must be between 0.15 and 1")
 

@@ -1,0 +1,361 @@
+"""A mock interview on the question bank, with a structure the app guarantees, not the model.
+
+Each turn is planned by the app: what the person meant ("wait", "skip", "repeat the question", an answer,
+"I don't know"), the verdict on an answer (server/dialogue/judge.py), the verdict's opening words, and the next
+question from the bank. The chat model only phrases a sentence or two of feedback between the opener and the
+next question, told what was covered and missed; what it writes is filtered (no praise unless the verdict is
+correct, no questions of its own, no code). So feedback always comes before the next question, and a wrong
+answer is never praised, whatever the small model does.
+
+A plan is computed without changing the interview (a speculative turn may be dropped); ``commit()`` applies
+it once the session knows the turn is really over.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from server.config import Settings
+from server.dialogue.bank import LEVELS, Bank, Question, default_bank
+from server.dialogue.judge import Judge, Judgement, Verdict
+from server.dialogue.text import SentenceSplitter, looks_like_code
+from server.providers.base import ChatMessage, ChatModel, Providers
+
+MAX_FEEDBACK_SENTENCES = 2
+FEEDBACK_TEMPERATURE = 0.4  # the feedback restates given facts: a cooler model strays less
+FEEDBACK_MAX_TOKENS = 80
+SCORECARD_QUESTIONS = 20  # the most recent ones; keeps the event far under the 16 KiB message limit
+STUDY_NEXT = 4
+
+SYSTEM_PROMPT = (
+    "You are Alex, a senior engineering manager giving feedback in a mock technical interview. You write only "
+    "the feedback on the candidate's last answer: one or two short, plain sentences that are spoken aloud, with "
+    "no lists, no markdown and no code. The verdict has already been said and the next question will be asked "
+    "for you: do not ask any question, do not change the verdict, and do not praise an answer that was not "
+    "correct. Example. Facts: verdict partly right; covered: a hash function picks a bucket; missed: collisions, "
+    "handled by chaining. Feedback: You have the buckets right, but you left out collisions, which are usually "
+    "handled by chaining."
+)
+
+OPENERS = {
+    Verdict.CORRECT: ("That's right.", "Yes, that's correct.", "Good answer."),
+    Verdict.PARTLY: ("Partly right.", "That's partly right."),
+    Verdict.WRONG: ("Not quite.", "That's not quite it."),
+    Verdict.NO_ANSWER: ("No problem.", "That's okay."),
+}
+VERDICT_WORDS = {
+    Verdict.CORRECT: "correct", Verdict.PARTLY: "partly right", Verdict.WRONG: "wrong",
+    Verdict.NO_ANSWER: "no answer (the candidate said they don't know)",
+}  # fmt: skip
+TASKS = {
+    Verdict.CORRECT: "Say in one sentence what they covered well{missed}.",
+    Verdict.PARTLY: "Say briefly what was right, then what was missing.",
+    Verdict.WRONG: "Do not say that anything was right. Explain the right idea in one or two short sentences.",
+}
+NEXT = ("Next question. {q}", "Let's move on. {q}", "Here's the next one. {q}")
+DONE = "That was my last question. Thanks for your answers. End the call whenever you like to see your scorecard."
+
+_PRAISE = (
+    r"great|excellent|good|well done|perfect|exactly|spot on|nice|impressive|awesome|fantastic|brilliant|"
+    r"outstanding|wonderful|superb|terrific|correct|right|absolutely|indeed|bingo"
+)
+_LEADING_PRAISE = re.compile(
+    rf"^(?:\W*(?:that'?s |you'?re |you are |this is |that is |a |very |really |so )*(?:{_PRAISE})"
+    r"(?: (?:answer|job|work|point|start|try|explanation|thinking|attempt))?\s*[,.!;:-]*\s*)+",
+    re.IGNORECASE,
+)
+_ANY_PRAISE = re.compile(rf"\b({_PRAISE})\b", re.IGNORECASE)
+# Outside a wrong answer, "right" in "you have the buckets right" is fair: only strong praise is dropped.
+_STRONG_PRAISE = re.compile(
+    r"\b(great|excellent|perfect|exactly|spot on|well done|good job|nice|impressive|awesome|fantastic|brilliant|"
+    r"outstanding|wonderful|superb|terrific|that'?s (?:right|correct)|you'?re (?:right|correct)|"
+    r"you are (?:right|correct)|is correct)\b",
+    re.IGNORECASE,
+)
+_DENIAL = re.compile(r"^\W*(not quite|that'?s (not|wrong|incorrect)|incorrect|wrong|no\b)", re.IGNORECASE)
+_OFF_SCRIPT = re.compile(r"next question|move on|moving on|\bas an ai\b|language model|verdict|candidate", re.I)
+
+
+class Intent(StrEnum):
+    ANSWER = "answer"
+    WAIT = "wait"
+    REPEAT = "repeat"
+    SKIP = "skip"
+    UNCLEAR = "unclear"
+
+
+_FILLER = r"(?:(?:oh|um|uh|ok|okay|so|hmm|yeah|sorry|well|actually)\s+)*"
+_SKIP = re.compile(r"\b(skip|next question|pass|move on|another question|different question|something else)\b")
+_REPEAT = re.compile(
+    r"\b(repeat|say (that|it) again|(what|which) was the question|come again|pardon|"
+    r"did ?n'?t (catch|hear|get) (that|it|the question)|(ask|read) (that|it|the question) again|one more time|"
+    r"what do you mean|what was that)\b"
+)
+_WAIT = re.compile(
+    rf"^{_FILLER}(wait|hold on|hang on|one (sec|second|moment|minute)|just a (sec|second|moment|minute)|"
+    r"(give me|wait|i need) a (sec|second|moment|minute)|let me think)\b"
+)
+
+
+def detect_intent(text: str) -> Intent:
+    """What the person meant, from what speech-to-text heard (or they typed). Only short utterances are
+    commands: "wait, I know this one: a hash map..." is an answer."""
+    plain = re.sub(r"[^\w\s']", " ", text.lower()).strip()
+    words = len(plain.split())
+    if words <= 10 and _SKIP.search(plain):
+        return Intent.SKIP
+    if words <= 12 and _REPEAT.search(plain):
+        return Intent.REPEAT
+    if words <= 7 and _WAIT.search(plain):
+        return Intent.WAIT
+    return Intent.ANSWER
+
+
+def _capitalized(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def clean_feedback(sentence: str, verdict: Verdict) -> str | None:
+    """The model's feedback sentence as it may be said, or None to drop it."""
+    text = sentence.strip()
+    if not text or text.endswith("?") or _OFF_SCRIPT.search(text) or looks_like_code(text):
+        return None
+    if verdict is Verdict.CORRECT:
+        return None if _DENIAL.search(text) else text
+    text = _LEADING_PRAISE.sub("", text).strip()
+    if len(text.split()) < 3:
+        return None  # nothing left but a verdict or a praise word
+    praise = _ANY_PRAISE if verdict in (Verdict.WRONG, Verdict.NO_ANSWER) else _STRONG_PRAISE
+    if praise.search(text):
+        return None
+    return _capitalized(text)
+
+
+def _join(points: list[str]) -> str:
+    return points[0] if len(points) == 1 else ", ".join(points[:-1]) + " and " + points[-1]
+
+
+def fallback_feedback(judgement: Judgement) -> str:
+    """App-made feedback, for when nothing the model wrote could be used (and for "I don't know")."""
+    covered, missed = judgement.covered_points, judgement.missed_points
+    if judgement.verdict is Verdict.CORRECT:
+        return f"You could also mention {missed[0]}." if missed else _capitalized(f"you covered {_join(covered[:2])}.")
+    if judgement.verdict is Verdict.PARTLY:
+        return f"You mentioned {covered[0]}, but a strong answer would also cover {_join(missed[:2])}."
+    return f"A strong answer would mention {_join(missed[:2])}."
+
+
+@dataclass
+class Record:
+    question: Question
+    status: str  # a Verdict value, "skipped", or "unanswered" for the question still open
+    covered: list[str] = field(default_factory=list)
+    missed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """One turn's reply, decided by the app; ``deltas`` speaks it, ``commit`` applies it to the interview."""
+
+    interview: Interview
+    intent: Intent
+    opener: str
+    judgement: Judgement | None = None
+    next_question: Question | None = None  # asked after the feedback (None: no question follows, or repeat)
+    closing: str = ""  # said last: the next question with its lead-in, the repeated question, or DONE
+    facts: str = ""  # for the model, when it phrases feedback
+    model_sentences: int = 0  # feedback sentences the model wrote that were kept (the bench counts them)
+
+    def messages(self) -> list[ChatMessage]:
+        return [{"role": "system", "content": self.interview.system_prompt}, {"role": "user", "content": self.facts}]
+
+    async def deltas(self, llm: ChatModel, temperature: float, max_tokens: int) -> AsyncIterator[str]:
+        yield self.opener + " "
+        if self.judgement is not None:
+            said = 0
+            if self.facts:
+                stream = llm.stream(
+                    self.messages(),
+                    temperature=min(temperature, FEEDBACK_TEMPERATURE),
+                    max_tokens=min(max_tokens, FEEDBACK_MAX_TOKENS),
+                )
+                splitter = SentenceSplitter(first_clause_min=10**6)  # whole sentences: praise is judged per sentence
+                async with aclosing(stream):
+                    async for delta in stream:
+                        for sentence in splitter.feed(delta):
+                            if (kept := clean_feedback(sentence, self.judgement.verdict)) is not None:
+                                said += 1
+                                yield kept + " "
+                        if said >= MAX_FEEDBACK_SENTENCES:
+                            break  # closing the stream stops generation
+                    else:
+                        rest = splitter.flush()
+                        if said < MAX_FEEDBACK_SENTENCES and (kept := clean_feedback(rest, self.judgement.verdict)):
+                            said += 1
+                            yield kept + " "
+            self.model_sentences = said
+            if said == 0:
+                yield fallback_feedback(self.judgement) + " "
+        if self.closing:
+            yield self.closing
+
+    def commit(self) -> None:
+        self.interview._apply(self)
+
+
+class Interview:
+    """One interview: the question on the table, the answers so far, and the level it has reached."""
+
+    system_prompt = SYSTEM_PROMPT
+
+    def __init__(self, bank: Bank, judge: Judge, rng: random.Random | None = None, level: str = "mid") -> None:
+        self.bank = bank
+        self.judge = judge
+        self.rng = rng or random.Random()
+        self.level = level
+        self.current: Question | None = None
+        self.records: list[Record] = []
+        self.asked: set[str] = set()
+
+    # -- the opening question ---------------------------------------------------------------------------
+    def first_question(self) -> Question:
+        question = self._pick()
+        assert question is not None, "the question bank is empty"
+        self._ask(question)
+        return question
+
+    def _pick(self) -> Question | None:
+        last = self.current.topic if self.current else None
+        return self.bank.pick(self.rng, self.level, self.asked, last)
+
+    def _ask(self, question: Question | None) -> None:
+        self.current = question
+        if question is not None:
+            self.asked.add(question.id)
+
+    # -- planning a turn ----------------------------------------------------------------------------------
+    async def plan(self, text: str) -> Plan:
+        current = self.current
+        if current is None:
+            return Plan(self, Intent.ANSWER, DONE)
+        intent = detect_intent(text)
+        if intent is Intent.WAIT:
+            return Plan(self, intent, self.rng.choice(("Sure, take your time.", "Of course, no rush.")))
+        if intent is Intent.REPEAT:
+            return Plan(self, intent, "Sure, here it is again.", closing=current.text)
+        if intent is Intent.SKIP:
+            return self._moving_on(Plan(self, intent, "No problem, let's skip that one."), current)
+        judgement = await self.judge.judge(current, text)
+        if judgement.verdict is Verdict.WRONG and len(text.split()) <= 2:
+            # "Yes", "okay", a misheard word: ask again rather than fail them on it.
+            return Plan(self, Intent.UNCLEAR, "Could you say a bit more?", closing=current.text)
+        plan = Plan(self, Intent.ANSWER, self.rng.choice(OPENERS[judgement.verdict]), judgement=judgement)
+        if judgement.verdict is not Verdict.NO_ANSWER:
+            plan.facts = self._facts(judgement)
+        return self._moving_on(plan, current, judgement.verdict)
+
+    def _moving_on(self, plan: Plan, current: Question, verdict: Verdict | None = None) -> Plan:
+        level = self._next_level(verdict)
+        asked = self.asked | {current.id}
+        plan.next_question = self.bank.pick(self.rng, level, asked, current.topic)
+        if plan.next_question is None:
+            plan.closing = DONE
+        else:
+            plan.closing = self.rng.choice(NEXT).format(q=plan.next_question.text)
+        return plan
+
+    def _next_level(self, verdict: Verdict | None) -> str:
+        """Harder after a correct answer, easier after a wrong one or none."""
+        at = LEVELS.index(self.level)
+        if verdict is Verdict.CORRECT:
+            at = min(at + 1, len(LEVELS) - 1)
+        elif verdict in (Verdict.WRONG, Verdict.NO_ANSWER):
+            at = max(at - 1, 0)
+        return LEVELS[at]
+
+    def _facts(self, judgement: Judgement) -> str:
+        covered, missed = judgement.covered_points, judgement.missed_points
+        also = f", then add that a complete answer also covers {missed[0]}" if missed else ""
+        task = TASKS[judgement.verdict].format(missed=also)
+        return (
+            f"Question: {judgement.question.text}\n"
+            f'Candidate\'s answer: "{judgement.answer}"\n'
+            f"Verdict, already said: {VERDICT_WORDS[judgement.verdict]}.\n"
+            f"Covered: {'; '.join(covered) if covered else 'nothing'}.\n"
+            f"Missed: {'; '.join(missed) if missed else 'nothing'}.\n"
+            f"Feedback task: {task} At most two short sentences, no question."
+        )
+
+    def _apply(self, plan: Plan) -> None:
+        current = self.current
+        if current is None or plan.intent in (Intent.WAIT, Intent.REPEAT, Intent.UNCLEAR):
+            return
+        if plan.intent is Intent.SKIP:
+            self.records.append(Record(current, "skipped", [], [kp.point for kp in current.key_points]))
+        elif plan.judgement is not None:
+            j = plan.judgement
+            self.records.append(Record(current, j.verdict.value, j.covered_points, j.missed_points))
+            self.level = self._next_level(j.verdict)
+        self._ask(plan.next_question)
+
+    # -- the scorecard ------------------------------------------------------------------------------------
+    def scorecard(self) -> dict[str, Any]:
+        """The ``scorecard`` event's fields: every question asked, what each answer covered and missed, and
+        what to study next (the key points missed, worst answers first)."""
+        records = list(self.records)
+        if self.current is not None:
+            records.append(Record(self.current, "unanswered"))
+        totals = {s: sum(r.status == s for r in records) for s in (*(v.value for v in Verdict), "skipped")}
+        worst_first = {"no_answer": 0, "wrong": 1, "skipped": 2, "partly": 3, "correct": 4}
+        study: list[str] = []
+        for record in sorted(records, key=lambda r: worst_first.get(r.status, 9)):
+            topic = self.bank.topics[record.question.topic]
+            for point in record.missed[: 2 if record.status in ("wrong", "no_answer", "skipped") else 1]:
+                if len(study) < STUDY_NEXT:
+                    study.append(f"{_capitalized(topic)}: {point}")
+        return {
+            "questions": [
+                {
+                    "id": r.question.id,
+                    "topic": r.question.topic,
+                    "level": r.question.level,
+                    "question": r.question.text,
+                    "verdict": r.status,
+                    "covered": r.covered,
+                    "missed": r.missed,
+                }
+                for r in records[-SCORECARD_QUESTIONS:]
+            ],
+            "asked": len(records),
+            "answered": sum(r.status in {v.value for v in Verdict} for r in records),
+            "totals": totals,
+            "level": self.level,
+            "study_next": study,
+        }
+
+
+def interview_for(
+    mode: str, language: str, settings: Settings, providers: Providers, rng: random.Random
+) -> Interview | None:
+    """The bank-grounded interview for a call, or None: outside interview mode, and in other languages than
+    English (the bank is English; there the model interviews on its own, as before)."""
+    if mode != "interview" or language != "en":
+        return None
+    remote = settings.judge == "remote" or (settings.judge == "auto" and settings.provider("llm") == "openai")
+    judge = Judge(providers.llm if remote else None, timeout_s=min(settings.llm_timeout_s, 10.0))
+    return Interview(default_bank(), judge, rng)
+
+
+def reply_deltas(
+    plan: Plan | None, llm: ChatModel, messages: list[ChatMessage], temperature: float, max_tokens: int
+) -> AsyncIterator[str]:
+    """The reply's text: the interview's plan where there is one, else the model's own reply to ``messages``."""
+    if plan is not None:
+        return plan.deltas(llm, temperature, max_tokens)
+    return llm.stream(messages, temperature=temperature, max_tokens=max_tokens)
