@@ -70,7 +70,12 @@ _LEADING_PRAISE = re.compile(
     r"(?: (?:answer|job|work|point|start|try|explanation|thinking|attempt))?\s*[,.!;:-]*\s*)+",
     re.IGNORECASE,
 )
-_ANY_PRAISE = re.compile(rf"\b({_PRAISE})\b", re.IGNORECASE)
+# In feedback on a wrong answer even "correct" is praise, but "the right idea" is not.
+_ANY_PRAISE = re.compile(
+    r"\b(great|excellent|good|well done|perfect|exactly|spot on|nice|impressive|awesome|fantastic|brilliant|"
+    r"outstanding|wonderful|superb|terrific|absolutely|bingo|(?<!the )(?<!the most )(correct|right))\b",
+    re.IGNORECASE,
+)
 # Outside a wrong answer, "right" in "you have the buckets right" is fair: only strong praise is dropped.
 _STRONG_PRAISE = re.compile(
     r"\b(great|excellent|perfect|exactly|spot on|well done|good job|nice|impressive|awesome|fantastic|brilliant|"

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -62,7 +63,7 @@ _NEGATORS = {"not", "no", "never", "dont", "doesnt", "isnt", "arent", "cant", "c
              "shouldnt", "didnt", "nor", "neither", "without"}  # fmt: skip
 # A negator followed by one of these is a hedge ("not sure", "don't know"), not a denial of what comes next.
 _HEDGES = {"sure", "know", "idea", "certain", "remember", "only", "100", "entirely", "exactly"}
-_CLAUSE_BREAK = re.compile(r"[.,;:!?()\[\]]|\bbut\b|\bhowever\b|\balthough\b")
+_CLAUSE_BREAK = re.compile(r"[.,;:!?]|\bbut\b|\bhowever\b|\balthough\b")
 _BRITISH = re.compile(r"(?<=\w{3})is(e|ed|es|ing|ation|ations)$")
 
 
@@ -114,9 +115,23 @@ def _words(text: str) -> list[str]:
     return [w for w in merged if w not in _FILLERS]
 
 
-def clauses(text: str) -> list[list[str]]:
-    """The answer as clauses of raw (unstemmed) words."""
-    return [words for part in _CLAUSE_BREAK.split(text.lower()) if (words := _words(part))]
+@dataclass(frozen=True)
+class Said:
+    """An answer as words, each with the number of its clause (a negation reaches only within its clause;
+    a phrase may run across a comma: "last in, first out")."""
+
+    words: list[str]
+    clause: list[int]
+
+    @classmethod
+    def parse(cls, text: str) -> Said:
+        words: list[str] = []
+        clause: list[int] = []
+        for n, part in enumerate(_CLAUSE_BREAK.split(text.lower())):
+            for word in _words(part):
+                words.append(word)
+                clause.append(n)
+        return cls(words, clause)
 
 
 @lru_cache(maxsize=4096)
@@ -133,8 +148,8 @@ def _same(word: str, want: str) -> bool:
     return len(want) >= 5 and (word.startswith(want) or stemmed.startswith(want))
 
 
-def _find(words: list[str], want: tuple[str, ...]) -> int | None:
-    """Where ``want`` starts in ``words`` (its words in order, at most MAX_GAP apart), or None."""
+def _starts(words: list[str], want: tuple[str, ...]) -> Iterator[int]:
+    """Where ``want`` starts in ``words`` (its words in order, at most MAX_GAP apart)."""
 
     def rest(at: int, k: int) -> bool:
         if k == len(want):
@@ -144,35 +159,30 @@ def _find(words: list[str], want: tuple[str, ...]) -> int | None:
 
     for i, word in enumerate(words):
         if _same(word, want[0]) and rest(i + 1, 1):
-            return i
-    return None
+            yield i
 
 
-def _negated(words: list[str], at: int) -> bool:
+def _negated(said: Said, at: int) -> bool:
+    words = said.words
     for j in range(max(0, at - NEGATION_REACH), at):
-        if words[j] in _NEGATORS and not (j + 1 < len(words) and words[j + 1] in _HEDGES):
+        hedge = j + 1 < len(words) and words[j + 1] in _HEDGES
+        if said.clause[j] == said.clause[at] and words[j] in _NEGATORS and not hedge:
             return True
     return False
 
 
-def says(answer_clauses: list[list[str]], phrase: str) -> bool:
-    """True when some clause says ``phrase``, not negated."""
+def says(said: Said, phrase: str) -> bool:
+    """True when the answer says ``phrase`` somewhere without denying it."""
     want = _phrase(phrase)
-    if not want:
-        return False
-    for words in answer_clauses:
-        at = _find(words, want)
-        if at is not None and not _negated(words, at):
-            return True
-    return False
+    return bool(want) and any(not _negated(said, at) for at in _starts(said.words, want))
 
 
 def offline_coverage(question: Question, answer: str) -> tuple[int, ...]:
-    parts = clauses(answer)
+    said = Said.parse(answer)
     return tuple(
         i
         for i, kp in enumerate(question.key_points)
-        if all(any(says(parts, phrase) for phrase in group) for group in kp.match)
+        if all(any(says(said, phrase) for phrase in group) for group in kp.match)
     )
 
 
