@@ -67,7 +67,7 @@ _PRAISE = (
 )
 _LEADING_PRAISE = re.compile(
     rf"^(?:\W*(?:that'?s |you'?re |you are |this is |that is |a |very |really |so )*(?:{_PRAISE})"
-    r"(?: (?:answer|job|work|point|start|try|explanation|thinking|attempt))?\s*[,.!;:-]*\s*)+",
+    r"(?: (?:answer|job|work|point|start|try|explanation|thinking|attempt))?\s*[,.!;:-]+\s*)+",
     re.IGNORECASE,
 )
 # In feedback on a wrong answer even "correct" is praise, but "the right idea" is not.
