@@ -36,9 +36,10 @@ _SYMBOLS = [
 ]
 _OPERATORS = {"==": "equals", "!=": "is not equal to", "<=": "is at most", ">=": "is at least", "->": "to",
               "=>": "to", "&&": "and", "||": "or"}  # fmt: skip
+# Code keywords are lower case, so "For example: ..." or "If you want, ..." are sentences, not code.
 _CODE_LINE = re.compile(
     r"[{};]\s*$|^\s*(def|class|return|import|from|for|while|if|elif|else|var|let|const|function|public|"
-    r"private|int|void|SELECT|INSERT|UPDATE)\b.*[:({=]|\w+\([^)]*\)\s*[:{]|^\s*[#/]{2}|^\s*\w+\s*=\s*\S+\s*$"
+    r"private|int|void|SELECT|INSERT|UPDATE)\b.*[:({=]|[A-Za-z_]\w+\([^)]*\)\s*[:{]\s*$|^\s*[#/]{2}|^\s*\w+\s*=\s*\S+\s*$"
 )
 
 
@@ -67,6 +68,8 @@ def spoken(text: str, language: str = "en") -> str:
     words in English ("==" as "equals"), no stray CJK characters (the small model lets a few leak into other
     languages)."""
     text = _FENCED.sub(" ", text)
+    if looks_like_code(text):
+        return ""  # a line of a code block the fences did not catch (its fence was in an earlier sentence)
     text = _MARKDOWN.sub("", text)
     text = _BIG_O.sub(lambda m: _complexity(m.group(1)), text)
     if language == "en":
