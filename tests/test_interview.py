@@ -116,6 +116,14 @@ async def test_a_model_whose_feedback_is_all_filtered_out_is_replaced_by_the_app
     )
 
 
+async def test_feedback_cut_off_by_the_token_cap_is_said_up_to_its_last_full_sentence():
+    interview = Interview(BANK, Judge(), random.Random(5))
+    question = interview.first_question()
+    said, _ = answer(question, "partial")
+    text = await _reply(interview, said, FakeLLM("You got the first point. You left out the part about the"))
+    assert read_reply(text).feedback == "You got the first point."
+
+
 async def test_wait_repeat_and_skip_keep_or_move_the_question_as_asked():
     llm = FakeLLM("unused")
     interview = Interview(BANK, Judge(), random.Random(2))

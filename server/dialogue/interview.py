@@ -194,14 +194,17 @@ class Plan:
                 async with aclosing(stream):
                     async for delta in stream:
                         for sentence in splitter.feed(delta):
-                            if (kept := clean_feedback(sentence, self.judgement.verdict)) is not None:
+                            kept = clean_feedback(sentence, self.judgement.verdict)
+                            if kept is not None and said < MAX_FEEDBACK_SENTENCES:
                                 said += 1
                                 yield kept + " "
                         if said >= MAX_FEEDBACK_SENTENCES:
                             break  # closing the stream stops generation
                     else:
+                        # What is left unterminated was cut by the token cap: a fragment is not said.
                         rest = splitter.flush()
-                        if said < MAX_FEEDBACK_SENTENCES and (kept := clean_feedback(rest, self.judgement.verdict)):
+                        kept = clean_feedback(rest, self.judgement.verdict) if rest.endswith((".", "!")) else None
+                        if kept is not None and said < MAX_FEEDBACK_SENTENCES:
                             said += 1
                             yield kept + " "
             self.model_sentences = said
