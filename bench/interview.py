@@ -108,7 +108,7 @@ async def replies(llm: ChatModel, answers: Sequence[Scripted]) -> None:
         if missed and raw:
             with_missed += 1
             names_missed += bool(set(offline_coverage(question, reply.feedback)) & missed)
-        print(f"    [{s.kind:>7} -> {verdict}] {text}")
+        print(f"    [{s.kind:>7} -> {verdict}] {text}", flush=True)
     total = len(answers)
     print(f"  feedback first (opener, feedback, then the next question): {ordered}/{total} = {ordered / total:.0%}")
     print(f"  feedback written by the model (not the app's fallback):     {written}/{total} = {written / total:.0%}")
@@ -122,6 +122,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-model", action="store_true", help="only the offline judge")
     parser.add_argument("--model-judge", action="store_true", help="also ask the 1.5B model to judge (JSON)")
+    parser.add_argument("--no-replies", action="store_true", help="skip the replies with the embedded model")
     parser.add_argument("--limit", type=int, default=0, help="replies from at most N answers")
     args = parser.parse_args()
     both = (*ANSWERS, *HELD_OUT)
@@ -137,8 +138,9 @@ async def main() -> None:
 
     llm = LlamaChat()
     chosen = both[: args.limit] if args.limit else both
-    print(f"replies with the embedded model ({len(chosen)} answers):")
-    await replies(llm, chosen)
+    if not args.no_replies:
+        print(f"replies with the embedded model ({len(chosen)} answers):", flush=True)
+        await replies(llm, chosen)
     if args.model_judge:
         coverage = [await remote_coverage(llm, BANK.by_id(s.question), s.answer, 60.0) for s in both]
         print("the 1.5B model as judge (asked for JSON):")

@@ -57,6 +57,7 @@ def test_feedback_on_an_answer_that_was_not_correct_is_never_praise():
     assert clean_feedback("def lookup(key):", Verdict.CORRECT) is None
     assert clean_feedback("Not quite, you missed collisions.", Verdict.CORRECT) is None
     assert clean_feedback("Spot on, you covered all of it.", Verdict.CORRECT) == "Spot on, you covered all of it."
+    assert clean_feedback("Missing: collisions need chaining.", Verdict.PARTLY) == "Collisions need chaining."
 
 
 def test_the_wrong_answer_covers_nothing_and_built_answers_cover_what_they_were_built_from():
@@ -91,7 +92,7 @@ async def test_each_answer_gets_its_verdict_then_feedback_then_the_next_question
         if kind == "partial":
             # The model was told what the app decided, and phrased only that.
             facts = llm.requests[-1][-1]["content"]
-            assert "Verdict, already said: partly right" in facts
+            assert "The answer was partly right (already said)" in facts
             assert all(kp.point in facts for kp in question.key_points)
             assert reply.feedback == "You have the first point, but the rest is missing."
         if kind == "wrong":

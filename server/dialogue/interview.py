@@ -35,12 +35,12 @@ STUDY_NEXT = 4
 
 SYSTEM_PROMPT = (
     "You are Alex, a senior engineering manager giving feedback in a mock technical interview. You write only "
-    "the feedback on the candidate's last answer: one or two short, plain sentences that are spoken aloud, with "
-    "no lists, no markdown and no code. The verdict has already been said and the next question will be asked "
-    "for you: do not ask any question, do not change the verdict, and do not praise an answer that was not "
-    "correct. Example. Facts: verdict partly right; covered: a hash function picks a bucket; missed: collisions, "
-    "handled by chaining. Feedback: You have the buckets right, but you left out collisions, which are usually "
-    "handled by chaining."
+    "the feedback on the candidate's last answer, speaking to them as you: one or two short, plain sentences "
+    "that are spoken aloud, with no lists, no labels, no markdown and no code. The verdict has already been said "
+    "and the next question will be asked for you: do not ask any question, do not change the verdict, and do "
+    "not praise an answer that was not correct. Example. The answer was partly right. It covered: a hash "
+    "function picks a bucket. It missed: collisions, handled by chaining. Feedback: You have the buckets right, "
+    "but you left out collisions, which are usually handled by chaining."
 )
 
 OPENERS = {
@@ -126,9 +126,12 @@ def _capitalized(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+_LABEL = re.compile(r"^\W*(missing|missed|covered|feedback|correction)\s*:\s*", re.IGNORECASE)
+
+
 def clean_feedback(sentence: str, verdict: Verdict) -> str | None:
     """The model's feedback sentence as it may be said, or None to drop it."""
-    text = sentence.strip()
+    text = _capitalized(_LABEL.sub("", sentence.strip()))
     if not text or text.endswith("?") or _OFF_SCRIPT.search(text) or looks_like_code(text):
         return None
     if verdict is Verdict.CORRECT:
@@ -293,11 +296,11 @@ class Interview:
         task = TASKS[judgement.verdict].format(missed=also)
         return (
             f"Question: {judgement.question.text}\n"
-            f'Candidate\'s answer: "{judgement.answer}"\n'
-            f"Verdict, already said: {VERDICT_WORDS[judgement.verdict]}.\n"
-            f"Covered: {'; '.join(covered) if covered else 'nothing'}.\n"
-            f"Missed: {'; '.join(missed) if missed else 'nothing'}.\n"
-            f"Feedback task: {task} At most two short sentences, no question."
+            f'Answer: "{judgement.answer}"\n'
+            f"The answer was {VERDICT_WORDS[judgement.verdict]} (already said).\n"
+            f"It covered: {'; '.join(covered) if covered else 'nothing'}.\n"
+            f"It missed: {'; '.join(missed) if missed else 'nothing'}.\n"
+            f"{task} Speak to the candidate as you, in at most two short sentences, with no question."
         )
 
     def _apply(self, plan: Plan) -> None:
