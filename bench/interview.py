@@ -88,7 +88,7 @@ async def replies(llm: ChatModel, answers: Sequence[Scripted]) -> None:
         interview = Interview(BANK, Judge(), random.Random(n))
         question = BANK.by_id(s.question)
         interview._ask(question)
-        await recorder.warm([{"role": "system", "content": interview.system_prompt}])
+        await recorder.warm(interview.prompt())  # as the session does while the greeting plays
         plan = await interview.plan(s.answer)
         before = len(recorder.raw)
         started = time.monotonic()

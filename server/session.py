@@ -261,7 +261,7 @@ class Call:
         # English interviews run on the question bank, their structure kept by the app (dialogue/interview.py).
         self.interview = interview_for(self.mode, self.language, self.settings, self.providers, self._rng)
         if self.interview is not None:
-            self.conversation.reset(self.interview.system_prompt)
+            self.interview.prime(self.conversation)
 
     def _hangover(self, persona: Persona) -> int:
         return self.settings.hangover_ms or persona.hangover_ms

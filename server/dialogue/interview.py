@@ -23,6 +23,7 @@ from typing import Any
 
 from server.config import Settings
 from server.dialogue.bank import LEVELS, Bank, Question, default_bank
+from server.dialogue.conversation import Conversation
 from server.dialogue.judge import Judge, Judgement, Verdict
 from server.dialogue.text import SentenceSplitter, looks_like_code
 from server.providers.base import ChatMessage, ChatModel, Providers
@@ -38,9 +39,19 @@ SYSTEM_PROMPT = (
     "the feedback on the candidate's last answer, speaking to them as you: one or two short, plain sentences "
     "that are spoken aloud, with no lists, no labels, no markdown and no code. The verdict has already been said "
     "and the next question will be asked for you: do not ask any question, do not change the verdict, and do "
-    "not praise an answer that was not correct. Example. The answer was partly right. It covered: a hash "
-    "function picks a bucket. It missed: collisions, handled by chaining. Feedback: You have the buckets right, "
-    "but you left out collisions, which are usually handled by chaining."
+    "not praise an answer that was not correct."
+)
+# One example exchange: the small model copies the shape of earlier replies far better than it follows rules.
+EXAMPLE = (
+    "Question: Can you tell me how a hash map works, and what a lookup costs?\n"
+    'Answer: "it puts the keys in buckets with a hash function"\n'
+    "The answer was partly right (already said).\n"
+    "It covered: a hash function that turns the key into a bucket index in an array.\n"
+    "It missed: constant time lookups on average; collisions, handled by chaining or open addressing.\n"
+    "Say briefly what was right, then what was missing. Speak to the candidate as you, in at most two short "
+    "sentences, with no question.",
+    "You have the hashing into buckets right, but you left out that lookups take constant time on average, "
+    "and that collisions are handled by chaining.",
 )
 
 OPENERS = {
@@ -126,7 +137,11 @@ def _capitalized(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-_LABEL = re.compile(r"^\W*(missing|missed|covered|feedback|correction)\s*:\s*", re.IGNORECASE)
+_LABEL = re.compile(
+    r"^\W*((missing|missed|covered|feedback|correction)\s*:|(the|your) answer (was|is) (partly right|correct|right|"
+    r"wrong|not quite right|not correct)( in that| as| because)?,?)\s*",
+    re.IGNORECASE,
+)
 
 
 def clean_feedback(sentence: str, verdict: Verdict) -> str | None:
@@ -181,7 +196,7 @@ class Plan:
     model_sentences: int = 0  # feedback sentences the model wrote that were kept (the bench counts them)
 
     def messages(self) -> list[ChatMessage]:
-        return [{"role": "system", "content": self.interview.system_prompt}, {"role": "user", "content": self.facts}]
+        return [*self.interview.prompt(), {"role": "user", "content": self.facts}]
 
     async def deltas(self, llm: ChatModel, temperature: float, max_tokens: int) -> AsyncIterator[str]:
         yield self.opener + " "
@@ -233,6 +248,21 @@ class Interview:
         self.current: Question | None = None
         self.records: list[Record] = []
         self.asked: set[str] = set()
+
+    def prompt(self) -> list[ChatMessage]:
+        """What every feedback request starts with: the same prefix each time, so the embedded model's KV
+        cache keeps it (the session warms it while the greeting plays)."""
+        return [
+            {"role": "system", "content": self.system_prompt},
+            {"role": "user", "content": EXAMPLE[0]},
+            {"role": "assistant", "content": EXAMPLE[1]},
+        ]
+
+    def prime(self, conversation: Conversation) -> None:
+        """Starts ``conversation`` with the feedback prompt, so warming it warms what the turns will use."""
+        conversation.reset(self.system_prompt)
+        conversation.add_user(EXAMPLE[0])
+        conversation.add_assistant(EXAMPLE[1])
 
     # -- the opening question ---------------------------------------------------------------------------
     def first_question(self) -> Question:
