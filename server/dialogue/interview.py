@@ -17,7 +17,7 @@ import random
 import re
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -25,14 +25,13 @@ from server.config import Settings
 from server.dialogue.bank import LEVELS, Bank, Question, default_bank
 from server.dialogue.conversation import Conversation
 from server.dialogue.judge import Judge, Judgement, Verdict
+from server.dialogue.scorecard import Record, scorecard
 from server.dialogue.text import SentenceSplitter, looks_like_code
 from server.providers.base import ChatMessage, ChatModel, Providers
 
 MAX_FEEDBACK_SENTENCES = 2
 FEEDBACK_TEMPERATURE = 0.4  # the feedback restates given facts: a cooler model strays less
 FEEDBACK_MAX_TOKENS = 80
-SCORECARD_QUESTIONS = 20  # the most recent ones; keeps the event far under the 16 KiB message limit
-STUDY_NEXT = 4
 
 SYSTEM_PROMPT = (
     "You are Alex, a senior engineering manager giving feedback in a mock technical interview. You write only "
@@ -172,14 +171,6 @@ def fallback_feedback(judgement: Judgement) -> str:
     if judgement.verdict is Verdict.PARTLY:
         return f"You mentioned {covered[0]}, but a strong answer would also cover {_join(missed[:2])}."
     return f"A strong answer would mention {_join(missed[:2])}."
-
-
-@dataclass
-class Record:
-    question: Question
-    status: str  # a Verdict value, "skipped", or "unanswered" for the question still open
-    covered: list[str] = field(default_factory=list)
-    missed: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -347,38 +338,8 @@ class Interview:
 
     # -- the scorecard ------------------------------------------------------------------------------------
     def scorecard(self) -> dict[str, Any]:
-        """The ``scorecard`` event's fields: every question asked, what each answer covered and missed, and
-        what to study next (the key points missed, worst answers first)."""
-        records = list(self.records)
-        if self.current is not None:
-            records.append(Record(self.current, "unanswered"))
-        totals = {s: sum(r.status == s for r in records) for s in (*(v.value for v in Verdict), "skipped")}
-        worst_first = {"no_answer": 0, "wrong": 1, "skipped": 2, "partly": 3, "correct": 4}
-        study: list[str] = []
-        for record in sorted(records, key=lambda r: worst_first.get(r.status, 9)):
-            topic = self.bank.topics[record.question.topic]
-            for point in record.missed[: 2 if record.status in ("wrong", "no_answer", "skipped") else 1]:
-                if len(study) < STUDY_NEXT:
-                    study.append(f"{_capitalized(topic)}: {point}")
-        return {
-            "questions": [
-                {
-                    "id": r.question.id,
-                    "topic": r.question.topic,
-                    "level": r.question.level,
-                    "question": r.question.text,
-                    "verdict": r.status,
-                    "covered": r.covered,
-                    "missed": r.missed,
-                }
-                for r in records[-SCORECARD_QUESTIONS:]
-            ],
-            "asked": len(records),
-            "answered": sum(r.status in {v.value for v in Verdict} for r in records),
-            "totals": totals,
-            "level": self.level,
-            "study_next": study,
-        }
+        """The ``scorecard`` event's fields (server/dialogue/scorecard.py)."""
+        return scorecard(self.records, self.current, self.bank, self.level)
 
 
 def interview_for(
