@@ -270,3 +270,24 @@ async def test_interviews_in_other_languages_stay_with_the_model(start_server, c
     t, text = await _typed(call, "Une table de hachage", greeted)
     assert text == "Très bien. Question suivante ?"
     assert llm.requests[-1][-1]["content"] == "Une table de hachage"
+
+
+def test_the_remote_model_judges_only_where_it_is_remote_or_asked_for():
+    from server.config import Settings
+    from server.dialogue.interview import interview_for
+
+    providers = fake_providers()
+
+    def judge_of(**settings):
+        interview = interview_for("interview", "en", Settings(**settings), providers, random.Random())
+        assert interview is not None
+        return interview.judge.remote
+
+    assert judge_of() is None
+    assert judge_of(llm="openai") is providers.llm
+    assert judge_of(llm="openai", judge="offline") is None
+    assert judge_of(judge="remote") is providers.llm
+    assert interview_for("chat", "en", Settings(), providers, random.Random()) is None
+    assert interview_for("interview", "de", Settings(), providers, random.Random()) is None
+    with pytest.raises(ValueError, match="PARLEY_JUDGE"):
+        Settings(judge="psychic").validate()
