@@ -28,7 +28,7 @@ def study_next(records: list[Record], bank: Bank) -> list[str]:
         topic = bank.topics[record.question.topic]
         for point in record.missed[: 2 if record.status in ("wrong", "no_answer", "skipped") else 1]:
             if len(study) < STUDY_NEXT:
-                study.append(f"{topic[:1].upper()}{topic[1:]}: {point}")
+                study.append(f"{topic[:1].upper()}{topic[1:]}: {point.removeprefix('that ')}")
     return study
 
 
