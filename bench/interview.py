@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from bench.interview_answers import ANSWERS, HELD_OUT, Scripted
 from server.dialogue.bank import default_bank
+from server.dialogue.interview import _STRONG_PRAISE as STRONG_PRAISE
 from server.dialogue.interview import OPENERS, Interview
 from server.dialogue.judge import Judge, Verdict, offline_coverage, remote_coverage, says_dont_know, verdict_for
 from server.providers.base import ChatMessage, ChatModel
@@ -82,7 +83,10 @@ class Recorder:
 
 async def replies(llm: ChatModel, answers: Sequence[Scripted]) -> None:
     recorder = Recorder(llm)
-    ordered = written = praised_raw = praised_after = names_missed = with_missed = not_correct = 0
+    ordered = written = names_missed = with_missed = 0
+    # (raw, after the filter, answers) for wrong answers (any praise word) and partly right ones (strong praise:
+    # "you have the buckets right" is fair there, "excellent" is not).
+    praise = {Verdict.WRONG: [0, 0, 0], Verdict.PARTLY: [0, 0, 0]}
     seconds: list[float] = []
     for n, s in enumerate(answers):
         interview = Interview(BANK, Judge(), random.Random(n))
@@ -100,10 +104,12 @@ async def replies(llm: ChatModel, answers: Sequence[Scripted]) -> None:
         first = reply.opener in OPENERS.get(verdict, ()) and reply.feedback and reply.question is not None
         ordered += bool(first and text.index(reply.feedback) < text.rindex(reply.question.text))
         written += plan.model_sentences > 0
-        if verdict is not Verdict.CORRECT:
-            not_correct += 1
-            praised_raw += bool(PRAISE.search(raw))
-            praised_after += bool(PRAISE.search(reply.feedback))
+        if verdict in praise:
+            words = PRAISE if verdict is Verdict.WRONG else STRONG_PRAISE
+            counts = praise[verdict]
+            counts[0] += bool(words.search(raw))
+            counts[1] += bool(words.search(reply.feedback))
+            counts[2] += 1
         missed = set(range(len(question.key_points))) - set(plan.judgement.covered if plan.judgement else ())
         if missed and raw:
             with_missed += 1
@@ -112,8 +118,9 @@ async def replies(llm: ChatModel, answers: Sequence[Scripted]) -> None:
     total = len(answers)
     print(f"  feedback first (opener, feedback, then the next question): {ordered}/{total} = {ordered / total:.0%}")
     print(f"  feedback written by the model (not the app's fallback):     {written}/{total} = {written / total:.0%}")
-    print(f"  model praise on answers not correct, raw:                  {praised_raw}/{not_correct}")
-    print(f"  ... left in what was said after the filter:                {praised_after}/{not_correct}")
+    for verdict, (raw_n, after_n, n) in praise.items():
+        kind = "any praise" if verdict is Verdict.WRONG else "strong praise"
+        print(f"  {kind} on {verdict.value} answers: in the model's text {raw_n}/{n}, in what was said {after_n}/{n}")
     print(f"  model feedback that names a missed key point:              {names_missed}/{with_missed}")
     print(f"  reply generation p50 {statistics.median(seconds):.1f} s, max {max(seconds):.1f} s (2 CPU threads)")
 
