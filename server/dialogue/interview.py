@@ -87,7 +87,7 @@ _ANY_PRAISE = re.compile(
     re.IGNORECASE,
 )
 # Outside a wrong answer, "right" in "you have the buckets right" is fair: only strong praise is dropped.
-_STRONG_PRAISE = re.compile(
+STRONG_PRAISE = re.compile(
     r"\b(great|excellent|perfect|exactly|spot on|well done|good job|nice|impressive|awesome|fantastic|brilliant|"
     r"outstanding|wonderful|superb|terrific|that'?s (?:right|correct)|you'?re (?:right|correct)|"
     r"you are (?:right|correct)|is correct)\b",
@@ -153,7 +153,7 @@ def clean_feedback(sentence: str, verdict: Verdict) -> str | None:
     text = _LEADING_PRAISE.sub("", text).strip()
     if len(text.split()) < 3:
         return None  # nothing left but a verdict or a praise word
-    praise = _ANY_PRAISE if verdict in (Verdict.WRONG, Verdict.NO_ANSWER) else _STRONG_PRAISE
+    praise = _ANY_PRAISE if verdict in (Verdict.WRONG, Verdict.NO_ANSWER) else STRONG_PRAISE
     if praise.search(text):
         return None
     return _capitalized(text)
