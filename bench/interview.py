@@ -27,8 +27,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from bench.interview_answers import ANSWERS, HELD_OUT, Scripted
 from server.dialogue.bank import default_bank
-from server.dialogue.interview import _STRONG_PRAISE as STRONG_PRAISE
-from server.dialogue.interview import OPENERS, Interview
+from server.dialogue.interview import OPENERS, STRONG_PRAISE, Interview
 from server.dialogue.judge import Judge, Verdict, offline_coverage, remote_coverage, says_dont_know, verdict_for
 from server.providers.base import ChatMessage, ChatModel
 from tests.interview_script import PRAISE, read_reply
