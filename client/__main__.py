@@ -1,7 +1,8 @@
 """``python -m client --wav in.wav --out reply.wav [--url ...] [--mode ...] [--language ...]``
 
 Places a call, waits for the greeting, plays the WAV as the microphone, records what comes back, prints every
-event as a JSON line, and hangs up once the reply to the WAV has been heard in full.
+event as a JSON line, and hangs up once the reply to the WAV has been heard in full (an interview's scorecard is
+printed for people too, on stderr).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ async def run(args: argparse.Namespace) -> int:
             lambda e: e["type"] == "transcript" and e["role"] == "user", args.timeout, started
         )
         await client.wait_for(lambda e: e["type"] == "transcript" and e["role"] == "assistant", args.timeout, user_t)
+        card = await client.end()
+        if card is not None:
+            print(format_scorecard(card), file=sys.stderr)
     except TimeoutError:
         print(json.dumps({"type": "client_error", "message": "timed out waiting for the reply"}), file=sys.stderr)
         return 1
@@ -46,6 +50,23 @@ async def run(args: argparse.Namespace) -> int:
         if args.out:
             write_wav(args.out, client.recording.audio())
     return 0
+
+
+VERDICTS = {"correct": "correct", "partly": "partly right", "wrong": "not right", "no_answer": "no answer",
+            "skipped": "skipped", "unanswered": "not answered"}  # fmt: skip
+
+
+def format_scorecard(card: dict) -> str:
+    """The interview scorecard as a person reads it."""
+    lines = [f"Scorecard: {card['asked']} asked, {card['answered']} answered"]
+    for n, q in enumerate(card["questions"], 1):
+        lines.append(f"{n}. {q['question']} [{q['topic']}, {q['level']}]: {VERDICTS.get(q['verdict'], q['verdict'])}")
+        lines += [f"   + {p}" for p in q["covered"]]
+        if q["verdict"] != "unanswered":
+            lines += [f"   - {p}" for p in q["missed"]]
+    if card["study_next"]:
+        lines.append("Study next: " + "; ".join(card["study_next"]))
+    return "\n".join(lines)
 
 
 def main() -> int:

@@ -253,6 +253,18 @@ class CallClient:
         t, _ = await self.wait_for(lambda e: e["type"] == "state" and e["state"] == "listening", timeout, t)
         return t
 
+    async def end(self, timeout: float = 5.0) -> dict[str, Any] | None:
+        """Asks the server to end the call (it sends an interview's scorecard first, then ``ended``); returns
+        the scorecard, if one came before ``ended``."""
+        asked = time.monotonic()
+        self.send({"type": "end"})
+        try:
+            ended_t, _ = await self.wait_for(lambda e: e["type"] == "ended", timeout, asked)
+        except TimeoutError:
+            ended_t = time.monotonic()
+        found = [e for t, e in self.events if asked <= t <= ended_t and e["type"] == "scorecard"]
+        return found[-1] if found else None
+
     async def close(self) -> None:
         await self.pc.close()
         if self._reader is not None:

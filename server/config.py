@@ -75,6 +75,9 @@ class Settings:
     cors_origins: str = ""
     # On SIGTERM: seconds the node keeps answering (503 to new calls, /healthz failing) while its calls end.
     drain_s: float = 5.0
+    # Who decides which key points an interview answer covered: "offline" (the app's phrase matching),
+    # "remote" (the chat model over the OpenAI API, falling back to offline), "auto" (remote when PARLEY_LLM=openai).
+    judge: str = "auto"
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one object per line
 
@@ -116,6 +119,8 @@ class Settings:
         parse_servers(self.ice_servers)  # raises ValueError naming the variable
         if self.hangover_ms is not None and not 100 <= self.hangover_ms <= 5000:
             raise ValueError("PARLEY_HANGOVER_MS must be between 100 and 5000")
+        if self.judge not in ("auto", "offline", "remote"):
+            raise ValueError("PARLEY_JUDGE must be one of auto, offline, remote")
         if not 0.15 < self.vad_threshold < 1:
             raise ValueError("PARLEY_VAD_THRESHOLD must be between 0.15 and 1")
         if not 1 <= self.vad_start_windows <= self.barge_in_windows <= 30:

@@ -44,7 +44,15 @@ class Reset:
     pass
 
 
-ClientMessage = TextInput | ModeChange | Reset
+@dataclass(frozen=True)
+class Command:
+    """``end``: the person hangs up, and the server sends what it owes (the interview scorecard) before it ends
+    the call; ``scorecard``: the interview scorecard, now."""
+
+    name: str
+
+
+ClientMessage = TextInput | ModeChange | Reset | Command
 
 
 def parse_client_message(raw: str | bytes) -> ClientMessage:
@@ -79,6 +87,8 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
         return ModeChange(mode, language)
     if kind == "reset":
         return Reset()
+    if kind in ("end", "scorecard"):
+        return Command(kind)
     raise BadMessage("bad_message", f"unknown message type {kind!r}")
 
 

@@ -23,10 +23,11 @@ from server.audio.vad import WINDOW_MS, SileroModel, SpeechDetector, VadEvent, V
 from server.config import Settings
 from server.dialogue.conversation import Conversation
 from server.dialogue.drift_guard import guard, heard_languages, reply_language
+from server.dialogue.interview import Interview, interview_for, reply_deltas
 from server.dialogue.modes import APOLOGIES, PERSONAS, Persona
 from server.dialogue.turn import Reply, TurnClock
 from server.dialogue.turn_end import UNFINISHED_EXTRA_MS, looks_unfinished
-from server.events import BadMessage, EventChannel, ModeChange, Reset, TextInput, parse_client_message
+from server.events import BadMessage, Command, EventChannel, ModeChange, Reset, TextInput, parse_client_message
 from server.metrics import Metrics
 from server.providers.base import ProviderError, Providers, VoiceStyle
 
@@ -74,6 +75,8 @@ class Call:
         self._speculation: tuple[asyncio.Task[None], asyncio.Event] | None = None
         self._greeted = False
         self._rng = random.Random()
+        self.interview: Interview | None = None
+        self._new_interview()
         self.turns = 0
         self.closed = asyncio.Event()
         self.started_at = time.monotonic()
@@ -119,6 +122,7 @@ class Call:
     def end(self, reason: str) -> None:
         """Ends the call from inside it: the client is told why, then the connection is closed."""
         logger.info("call %s: ending (%s)", self.session_id, reason, extra=self._log("ended"))
+        self._send_scorecard()
         self.send("ended", reason=reason)
 
         async def close_soon() -> None:
@@ -151,6 +155,12 @@ class Call:
 
     def _state(self, state: str) -> None:
         self.send("state", state=state)
+
+    def _send_scorecard(self, asked: bool = False) -> None:
+        if self.interview is not None:
+            self.send("scorecard", **self.interview.scorecard())
+        elif asked:
+            self.send("error", code="bad_message", message="there is no interview in this call to score")
 
     # -- hearing --------------------------------------------------------------------------------------------
     async def _read_audio(self, track: MediaStreamTrack) -> None:
@@ -244,12 +254,23 @@ class Call:
         elif isinstance(message, Reset):
             self.barge_in()
             self._restart()
+        elif isinstance(message, Command) and message.name == "end":
+            self.end("requested")  # the scorecard goes first
+        elif isinstance(message, Command):
+            self._send_scorecard(asked=True)
 
     def _restart(self) -> None:
         self.conversation.reset(self.persona.system_prompt(self.language))
+        self._new_interview()
         self.detector.hangover_ms = self._hangover(self.persona)
         self._send_ready()
         self._greet()
+
+    def _new_interview(self) -> None:
+        # English interviews run on the question bank, their structure kept by the app (dialogue/interview.py).
+        self.interview = interview_for(self.mode, self.language, self.settings, self.providers, self._rng)
+        if self.interview is not None:
+            self.interview.prime(self.conversation)
 
     def _hangover(self, persona: Persona) -> int:
         return self.settings.hangover_ms or persona.hangover_ms
@@ -282,7 +303,8 @@ class Call:
         return persona.temperature, min(persona.max_tokens, self.settings.llm_max_tokens)
 
     def _greet(self) -> None:
-        text = self.persona.greeting(self._rng, self.language)
+        question = self.interview.first_question().text if self.interview is not None else None
+        text = self.persona.greeting(self._rng, self.language, question)
         self._start_reply(self._speak_fixed(text))
 
     async def _speak_fixed(self, text: str, warm: bool = True) -> None:
@@ -320,10 +342,14 @@ class Call:
                 on_first_audio=clock.first_audio, gate=gate,
             )  # fmt: skip
             temperature, max_tokens = self._sampling()
-            deltas = guard(
-                lambda prompt: self.providers.llm.stream(prompt, temperature=temperature, max_tokens=max_tokens),
-                self.conversation.with_user(text), self.mode, language, self.language,
-            )  # fmt: skip
+            plan = await self.interview.plan(text) if self.interview is not None else None
+            if plan is not None:  # the app keeps the interview's structure; the model phrases the feedback
+                deltas = reply_deltas(plan, self.providers.llm, self.conversation.with_user(text), temperature, max_tokens)
+            else:  # language practice and chat: sentences in another language are caught before they are said
+                deltas = guard(
+                    lambda prompt: self.providers.llm.stream(prompt, temperature=temperature, max_tokens=max_tokens),
+                    self.conversation.with_user(text), self.mode, language, self.language,
+                )  # fmt: skip
             clock.llm_started_at = time.monotonic()
             speaking = asyncio.ensure_future(self._run_reply(reply, reply.speak(deltas)))
             if confirmed is not None:
@@ -332,6 +358,8 @@ class Call:
             logger.debug("call %s heard: %s", self.session_id, text)  # transcripts only when debugging
             self.send("transcript", role="user", text=text, interrupted=False)
             self.conversation.add_user(text)
+            if plan is not None:
+                plan.commit()  # the turn is the person's for sure now: the interview moves on
             gate.set()
             await speaking
         except ProviderError as exc:

@@ -228,3 +228,63 @@ async def test_a_person_types_and_reads_live_captions_in_chromium(
     assert llm.requests[-1][-1]["content"].startswith(typed)  # (with a note to reply in French: see drift_guard)
     captions = [e["text"] for e in events if e["type"] == "caption"]
     assert captions[-2:] == ["Je vais au cinéma.", "Et toi, tu fais quoi ?"], captions
+
+
+async def test_the_interview_scorecard_shows_on_the_page_when_the_call_ends(
+    start_server: Callable[..., Any],
+    started_apps: list[web.Application],
+    silence: Callable[[float], np.ndarray],
+    tmp_path: Path,
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    from tests.interview_script import answer, question_at_end
+
+    mic = tmp_path / "mic.wav"
+    write_wav(mic, silence(1.0))  # the answer is typed: the microphone stays quiet
+    url = await start_server(fake_providers(FakeSTT(), FakeLLM("You have the first point, but not the rest.")))
+    app = started_apps[-1]
+
+    args = [*FLAGS, f"--use-file-for-fake-audio-capture={mic}"]
+    async with async_playwright() as p:
+        browser = await p.chromium.launch_persistent_context(
+            tmp_path / "profile", executable_path=CHROMIUM, headless=True, args=args
+        )
+        try:
+            page = browser.pages[0] if browser.pages else await browser.new_page()
+            await page.add_init_script(PROBE)
+            await page.goto(url + "/")
+            await expect(page.locator("#mode")).to_have_value("interview")
+            await page.click("#call")
+            greeting = page.locator("#transcript li").first
+            await expect(greeting).to_have_text(re.compile(r"^Bot: .*\?$"), timeout=20_000)
+            question = question_at_end((await greeting.text_content() or "").removeprefix("Bot: "))
+            assert question is not None
+            said, _ = answer(question, "partial")
+            # The page's own data channel carries the typed answer, as a typed-input box would send it.
+            await page.wait_for_function("() => channel && channel.readyState === 'open'")
+            await page.evaluate("(text) => channel.send(JSON.stringify({ type: 'text', text }))", said)
+            await expect(page.locator("#transcript li")).to_have_count(3, timeout=20_000)
+            await expect(page.locator("#transcript li").nth(2)).to_have_text(re.compile(r"^Bot: (That's )?[Pp]artly"))
+            call = next(iter(app[CALLS].values()))
+
+            await page.get_by_role("button", name="End call").click()
+            card = page.locator("#scorecard")
+            await expect(card).to_be_visible()
+            await expect(page.locator("#score-summary")).to_have_text(re.compile(r"^2 questions asked, 1 answered"))
+            first = page.locator("#score-questions > li").first
+            title = re.compile(re.escape(question.text) + ".*Partly right$")
+            await expect(first.locator(".question")).to_have_text(title)
+            await expect(first.locator("li.covered")).to_have_text([f"Covered: {question.key_points[0].point}"])
+            missed = [f"Missed: {kp.point}" for kp in question.key_points[1:]]
+            await expect(first.locator("li.missed")).to_have_text(missed)
+            await expect(page.locator("#score-study li").first).to_be_visible()
+            await page.screenshot(path=str(tmp_path / "scorecard.png"), full_page=True)
+            # The call is over on both sides.
+            await expect(page.locator("#state")).to_have_text("Not in a call")
+            await asyncio.wait_for(call.closed.wait(), 10)
+            probe = await page.evaluate("__probe")
+            kinds = [e["type"] for e in probe["events"]]
+            assert kinds.index("scorecard") < kinds.index("ended")
+        finally:
+            await browser.close()

@@ -40,6 +40,18 @@ def test_spoken_form_drops_markdown_and_reads_symbols():
     assert spoken("好的，我们开始。", "zh") == "好的，我们开始。"
 
 
+def test_spoken_form_says_complexities_and_symbols_as_words_and_skips_code():
+    assert spoken("Sorting is O(n log n), worst O(n^2).") == "Sorting is O of n log n, worst O of n squared."
+    assert spoken("If a == b && c != d, e.g. 50% of n+1") == (
+        "If a equals b and c is not equal to d, for example 50 percent of n plus 1"
+    )
+    assert spoken("Use a hash_map here.") == "Use a hash map here."
+    assert spoken("Like this: ```python\nx = {}\n``` Done.") == "Like this: Done."
+    assert spoken("def lookup(key):") == "" and spoken("return table[key];") == ""
+    assert spoken("For example: a hash map.") == "For example: a hash map."
+    assert spoken("a == b", "fr") == "a == b"  # other languages keep their symbols
+
+
 def test_heard_part_counts_played_words():
     assert heard_part("one two three four", 0.5) == "one two"
     assert heard_part("one two three four", 0.0) == ""

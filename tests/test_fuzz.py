@@ -8,7 +8,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.events import BadMessage, ModeChange, Reset, TextInput, parse_client_message
+from server.events import BadMessage, Command, ModeChange, Reset, TextInput, parse_client_message
 from server.signalling import OfferError, parse_offer
 
 json_values = st.recursive(
@@ -18,7 +18,8 @@ json_values = st.recursive(
 )
 known_keys = st.sampled_from(["type", "text", "mode", "language", "sdp"])
 messages = st.dictionaries(known_keys | st.text(max_size=8), json_values | st.sampled_from(
-    ["text", "mode", "reset", "interview", "language", "chat", "en", "fr", "xx", "offer"]), max_size=5)  # fmt: skip
+    ["text", "mode", "reset", "end", "scorecard", "interview", "language", "chat", "en", "fr", "xx", "offer"]),
+    max_size=5)  # fmt: skip
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)  # the same cases on every run: CI stays repeatable
@@ -29,7 +30,7 @@ def test_any_data_channel_message_is_understood_or_refused_in_words(raw):
     except BadMessage as exc:
         assert exc.code in ("bad_message", "too_large") and str(exc)
     else:
-        assert isinstance(message, TextInput | ModeChange | Reset)
+        assert isinstance(message, TextInput | ModeChange | Reset | Command)
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)  # the same cases on every run: CI stays repeatable

@@ -39,3 +39,34 @@ async def test_a_spoken_question_gets_a_sensible_spoken_answer(
     assert "paris" in words(heard), heard
     overlap = len(words(heard) & words(said["text"])) / len(words(said["text"]))
     assert overlap >= 0.5, (heard, said["text"])
+
+
+async def test_a_spoken_wrong_answer_in_an_interview_gets_unpraised_feedback_then_the_next_question(
+    start_server, call_client, tts_speech, silence, real_providers
+):
+    from server.dialogue.interview import OPENERS
+    from server.dialogue.judge import Verdict
+    from tests.interview_script import PRAISE, WRONG_ANSWER, question_at_end, read_reply
+
+    url = await start_server(real_providers, Settings(ice_loopback=True, hangover_ms=700))
+    call = await call_client(url, mode="interview")
+    greeted = await call.wait_listening(timeout=60)
+    _, greeting = call.find(lambda e: e["type"] == "transcript" and e["role"] == "assistant")
+    asked = question_at_end(greeting["text"])
+    assert asked is not None, greeting["text"]
+
+    call.mic.play(np.concatenate([tts_speech(WRONG_ANSWER), silence(2.0)]))
+    user_t, user = await call.wait_for(lambda e: e["type"] == "transcript" and e["role"] == "user", 60, greeted)
+    assert {"colours", "colors", "buttons"} & words(user["text"]), user["text"]
+    said_t, said = await call.wait_for(lambda e: e["type"] == "transcript" and e["role"] == "assistant", 120, user_t)
+    reply = read_reply(said["text"])
+    # The verdict the app chose, the model's feedback (never praise), then the next question from the bank.
+    assert reply.opener in OPENERS[Verdict.WRONG], said["text"]
+    assert reply.feedback and not PRAISE.search(reply.feedback), said["text"]
+    assert reply.question is not None and reply.question != asked, said["text"]
+    print(f"real interview reply: {said['text']}")
+    assert call.recording.first_loud_after(user_t) is not None
+
+    card = await call.end()
+    assert card is not None and card["questions"][0]["verdict"] == "wrong"
+    assert card["questions"][0]["missed"] == [kp.point for kp in asked.key_points]

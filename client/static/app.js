@@ -53,6 +53,42 @@ function addCaption(text) {
 
 $("captions").addEventListener("change", () => { $("transcript").hidden = !$("captions").checked; });
 
+const VERDICTS = { correct: "Correct", partly: "Partly right", wrong: "Not right", no_answer: "No answer",
+  skipped: "Skipped", unanswered: "Not answered" };
+const ENDED = { idle: "The call ended: nothing was said for a while.", max_duration: "The call reached its time limit.",
+  peer_gone: "The call was lost." };
+
+function listItem(text, className) {
+  const item = document.createElement("li");
+  item.textContent = text;
+  if (className) item.className = className;
+  return item;
+}
+
+// The interview's scorecard: every question asked, what each answer covered and missed, what to study next.
+function showScorecard(card) {
+  const t = card.totals || {};
+  $("score-summary").textContent = `${card.asked} question${card.asked === 1 ? "" : "s"} asked, ` +
+    `${card.answered} answered: ${t.correct || 0} correct, ${t.partly || 0} partly right, ` +
+    `${t.wrong || 0} not right, ${t.no_answer || 0} without an answer, ${t.skipped || 0} skipped.`;
+  const questions = $("score-questions");
+  questions.replaceChildren();
+  for (const q of card.questions) {
+    const item = listItem("", "verdict-" + q.verdict);
+    const title = document.createElement("p");
+    title.className = "question";
+    title.textContent = `${q.question} (${q.topic.replace("_", " ")}, ${q.level}): ${VERDICTS[q.verdict] || q.verdict}`;
+    item.appendChild(title);
+    const points = document.createElement("ul");
+    q.covered.forEach((p) => points.appendChild(listItem("Covered: " + p, "covered")));
+    if (q.verdict !== "unanswered") q.missed.forEach((p) => points.appendChild(listItem("Missed: " + p, "missed")));
+    item.appendChild(points);
+    questions.appendChild(item);
+  }
+  $("score-study").replaceChildren(...card.study_next.map((s) => listItem(s)));
+  $("scorecard").hidden = false;
+}
+
 function onEvent(event) {
   switch (event.type) {
     case "state": setState(event.state); break;
@@ -60,9 +96,9 @@ function onEvent(event) {
     case "caption": addCaption(event.text); break;
     case "ready": liveLine = null; break;
     case "error": showError(event.message); break;
+    case "scorecard": showScorecard(event); break;
     case "ended":
-      showError(event.reason === "idle" ? "The call ended: nothing was said for a while."
-        : "The call reached its time limit.");
+      if (ENDED[event.reason]) showError(ENDED[event.reason]);
       endCall();
       break;
     default: break;
@@ -99,6 +135,7 @@ async function startCall() {
   if (starting) return; // a double click must not place two calls
   starting = true;
   showError("");
+  $("scorecard").hidden = true;
   setState("connecting");
   $("call").textContent = "End call";
   $("call").classList.add("active");
@@ -182,7 +219,17 @@ function endCall() {
   $("level").style.width = "0";
   $("call").textContent = "Start call";
   $("call").classList.remove("active");
+  $("call").disabled = false;
   setState("idle");
 }
 
-$("call").addEventListener("click", () => (pc ? endCall() : startCall()));
+// Hanging up: the server is asked to end the call, so it sends what it owes first (an interview's scorecard)
+// and then "ended"; if that does not come soon, the page hangs up anyway.
+function hangUp() {
+  if (!channel || channel.readyState !== "open") { endCall(); return; }
+  channel.send(JSON.stringify({ type: "end" }));
+  $("call").disabled = true;
+  setTimeout(() => { if (pc) endCall(); }, 3000);
+}
+
+$("call").addEventListener("click", () => (pc ? hangUp() : startCall()));

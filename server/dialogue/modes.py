@@ -44,11 +44,12 @@ class Persona:
         example = f" Example. {example}" if example else ""
         return f"{self.prompt.format(language=name)}{example} {SPOKEN_RULES} {INTERRUPTION_RULE}"
 
-    def greeting(self, rng: random.Random, language: str) -> str:
+    def greeting(self, rng: random.Random, language: str, question: str | None = None) -> str:
+        """``question``: the first question, where the app chose it (the interview's question bank)."""
         localized = dict(self.localized_greetings)
         if language in localized:
             return localized[language]
-        return rng.choice(self.greetings).format(question=rng.choice(self.openers))
+        return rng.choice(self.greetings).format(question=question or rng.choice(self.openers))
 
 
 INTERVIEW = Persona(

@@ -19,11 +19,61 @@ _EMOJI = re.compile(r"[\U0001f300-\U0001faff\u2600-\u27bf]")
 CJK_LANGUAGES = {"zh", "ja", "ko"}
 
 
+_FENCED = re.compile(r"```.*?(```|$)", re.DOTALL)  # a code block is not read out
+_POWER = {"2": "squared", "3": "cubed"}
+# Symbols as words, English only (other languages keep their own punctuation habits).
+_SYMBOLS = [
+    (re.compile(r"\be\.g\.,?", re.IGNORECASE), "for example"),
+    (re.compile(r"\bi\.e\.,?", re.IGNORECASE), "that is"),
+    (re.compile(r"\betc\.", re.IGNORECASE), "and so on"),
+    (re.compile(r"\bvs\.?(?=\s)", re.IGNORECASE), "versus"),
+    (re.compile(r"\s*(==|!=|<=|>=|->|=>|&&|\|\|)\s*"), None),
+    (re.compile(r"(?<=\d)\s*%"), " percent"),
+    (re.compile(r"(?<=\w)\s*\+\s*(?=\w)"), " plus "),
+    (re.compile(r"\s+[=]\s+"), " equals "),
+    (re.compile(r"\s+&\s+"), " and "),
+    (re.compile(r"(?<=[a-z])_(?=[a-z])"), " "),  # snake_case names
+]
+_OPERATORS = {"==": "equals", "!=": "is not equal to", "<=": "is at most", ">=": "is at least", "->": "to",
+              "=>": "to", "&&": "and", "||": "or"}  # fmt: skip
+# Code keywords are lower case, so "For example: ..." or "If you want, ..." are sentences, not code.
+_CODE_LINE = re.compile(
+    r"[{};]\s*$|^\s*(def|class|return|import|from|for|while|if|elif|else|var|let|const|function|public|"
+    r"private|int|void|SELECT|INSERT|UPDATE)\b.*[:({=]|[A-Za-z_]\w+\([^)]*\)\s*[:{]\s*$|^\s*[#/]{2}|^\s*\w+\s*=\s*\S+\s*$"
+)
+
+
+def looks_like_code(text: str) -> bool:
+    """True for a line of source code, which should not be read aloud."""
+    return bool(_CODE_LINE.search(text.strip()))
+
+
+def _complexity(inner: str) -> str:
+    inner = re.sub(r"\^(\d)", lambda m: f" {_POWER.get(m.group(1), 'to the ' + m.group(1))}", inner)
+    inner = inner.replace("*", " times ").replace("^", " to the ")
+    return "O of " + re.sub(r"\s+", " ", inner).strip()
+
+
+def _words_for_symbols(text: str) -> str:
+    for pattern, words in _SYMBOLS:
+        if words is None:
+            text = pattern.sub(lambda m: f" {_OPERATORS[m.group(1)]} ", text)
+        else:
+            text = pattern.sub(words, text)
+    return text
+
+
 def spoken(text: str, language: str = "en") -> str:
-    """Text as it should be said: no markdown or emoji, "O(n)" as "O of n", no stray CJK characters
-    (the small model lets a few leak into other languages)."""
+    """Text as it should be said: no markdown, code blocks or emoji, "O(n^2)" as "O of n squared", symbols as
+    words in English ("==" as "equals"), no stray CJK characters (the small model lets a few leak into other
+    languages)."""
+    text = _FENCED.sub(" ", text)
+    if looks_like_code(text):
+        return ""  # a line of a code block the fences did not catch (its fence was in an earlier sentence)
     text = _MARKDOWN.sub("", text)
-    text = _BIG_O.sub(lambda m: f"O of {m.group(1).replace('^', ' to the ')}", text)
+    text = _BIG_O.sub(lambda m: _complexity(m.group(1)), text)
+    if language == "en":
+        text = _words_for_symbols(text)
     text = _EMOJI.sub("", text)
     if language not in CJK_LANGUAGES:
         text = _CJK.sub("", text)
