@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Collection
 
 import numpy as np
 import pytest
@@ -241,7 +242,7 @@ class AnswerSTT(FakeSTT):
         super().__init__()
         self.next = ""
 
-    async def transcribe(self, audio: np.ndarray, language: str) -> str:
+    async def transcribe(self, audio: np.ndarray, language: str, *, languages: Collection[str] = ()) -> str:
         await super().transcribe(audio, language)
         return self.next
 
