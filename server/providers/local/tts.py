@@ -67,6 +67,16 @@ class EspeakTTS:
         if found is None:
             raise ProviderError("espeak-ng is not installed (apt-get install espeak-ng, or run scripts/setup.sh)")
         self._binary = found
+        # espeak-ng's Japanese voice reads kana but says "Chinese letter" for every kanji: Japanese text is
+        # turned into hiragana first (pykakasi's dictionary, offline; ~0.4 s to load, here, off the loop).
+        import pykakasi
+
+        self._kakasi = pykakasi.kakasi()
+
+    def speakable(self, text: str, language: str) -> str:
+        if language != "ja":
+            return text
+        return "".join(part["hira"] for part in self._kakasi.convert(text))
 
     @staticmethod
     def voice(style: VoiceStyle) -> str:
@@ -76,7 +86,8 @@ class EspeakTTS:
     async def synthesize(self, text: str, style: VoiceStyle) -> AsyncIterator[AudioChunk]:
         words_per_minute = str(round(WORDS_PER_MINUTE * max(style.rate, 0.5)))
         proc = await asyncio.create_subprocess_exec(
-            self._binary, "-v", self.voice(style), "-s", words_per_minute, "--stdout", "--", text,
+            self._binary, "-v", self.voice(style), "-s", words_per_minute, "--stdout", "--",
+            self.speakable(text, style.language),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         try:
