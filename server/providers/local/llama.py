@@ -18,7 +18,7 @@ from typing import Any
 
 from server.providers.base import ChatMessage, ProviderError
 from server.providers.local import weights
-from server.providers.local.threads import SPEECH_FIRST, stream_from_thread
+from server.providers.local.threads import stream_from_thread
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ class LlamaChat:
             for chunk in chunks:
                 if stop.is_set():
                     return
-                SPEECH_FIRST.wait_for_speech()  # a sentence being synthesized goes first
                 delta = chunk["choices"][0]["delta"].get("content")
                 if delta:
                     if first:

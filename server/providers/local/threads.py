@@ -7,7 +7,6 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import TypeVar
 
 logger = logging.getLogger(__name__)
@@ -57,35 +56,3 @@ async def stream_from_thread(
     finally:
         stop.set()  # the worker exits after its current item; work() never raises, so nothing is lost
 
-
-class SpeechFirst:
-    """Speech synthesis goes before text generation on the shared cores.
-
-    A sentence being synthesized is on the critical path (the person is waiting to hear it); the tokens of
-    the next sentence are not (the one before still has seconds to play). On 2 cores, the two fighting made
-    the first sentence's audio about 3x slower, so generation waits between tokens while any synthesis runs,
-    for at most ``max_wait_s`` at a time so that it is never starved.
-    """
-
-    def __init__(self, max_wait_s: float = 0.5) -> None:
-        self._speaking = 0
-        self._changed = threading.Condition()
-        self.max_wait_s = max_wait_s
-
-    @contextmanager
-    def speaking(self) -> Iterator[None]:
-        with self._changed:
-            self._speaking += 1
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._speaking -= 1
-                self._changed.notify_all()
-
-    def wait_for_speech(self) -> None:
-        with self._changed:
-            self._changed.wait_for(lambda: self._speaking == 0, self.max_wait_s)
-
-
-SPEECH_FIRST = SpeechFirst()

@@ -16,7 +16,7 @@ import numpy as np
 
 from server.providers.base import AudioChunk, ProviderError, VoiceStyle
 from server.providers.local import weights
-from server.providers.local.threads import SPEECH_FIRST, stream_from_thread
+from server.providers.local.threads import stream_from_thread
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +48,10 @@ class PiperTTS:
 
         # Piper's length_scale stretches phoneme durations: slower speech for a slower rate.
         config = SynthesisConfig(length_scale=self._length_scale / max(rate, 0.5))
-        with SPEECH_FIRST.speaking():  # the LLM waits between tokens meanwhile
-            for chunk in self._voice.synthesize(text, config):
-                if stop.is_set():
-                    return
-                yield AudioChunk(chunk.audio_int16_array.reshape(-1), chunk.sample_rate)
+        for chunk in self._voice.synthesize(text, config):
+            if stop.is_set():
+                return
+            yield AudioChunk(chunk.audio_int16_array.reshape(-1), chunk.sample_rate)
 
     async def synthesize(self, text: str, style: VoiceStyle) -> AsyncIterator[AudioChunk]:
         async for chunk in stream_from_thread(self._executor, lambda stop: self._chunks(text, style.rate, stop)):
