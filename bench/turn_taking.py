@@ -8,9 +8,9 @@ Without ``--url`` it starts the real server (embedded default models) the way ``
 1. **False interruptions** (chat mode, a fresh call each): a typed question that gets a long spoken reply,
    then, while the bot speaks, one of the ``nonspeech/`` clips (noise, thunderstorm, car horn, music, bird,
    laughter) played into the microphone, or no clip but the bot's own voice fed back into the microphone
-   150 ms later at -20 or -10 dB (loudspeakers with no echo cancellation). Counted per trial: *interrupted*
-   (the server cut its reply: a false barge-in) and *paused* (the bot held its audio for a possible
-   interruption and went on: the server's ``parley_false_starts_total``).
+   150 ms later at -20 or -10 dB from the start of the call (loudspeakers with no echo cancellation).
+   Counted per trial: *interrupted* (the server cut its reply: a false barge-in) and *paused* (the bot held
+   its audio for a possible interruption and went on: the server's ``parley_false_starts_total``).
 2. **Pause cut-offs** (interview mode, a fresh call each): two English clips joined by a silence of 0.8 or
    1.2 s, played as one answer. A cut-off is a turn the server ended inside the pause: its ``speech end``
    event came before the second part began.
@@ -50,10 +50,8 @@ async def false_starts(url: str) -> float:
 
 async def over_reply(url: str, sound: np.ndarray | None, echo_db: float | None) -> tuple[bool, int, float]:
     """One trial: returns (interrupted, pauses, seconds of the reply the sound or echo overlapped)."""
-    call = await open_call(url, "chat")
+    call = await open_call(url, "chat", 10 ** (echo_db / 20) if echo_db is not None else 0.0)
     try:
-        if echo_db is not None:
-            call.mic.echo_gain = 10 ** (echo_db / 20)
         paused_before = await false_starts(url)
         asked = time.monotonic()
         call.send({"type": "text", "text": PROMPT})
