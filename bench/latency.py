@@ -22,7 +22,7 @@ from pathlib import Path
 from bench.capacity import gap_p99, scrape
 from bench.clips import Clip, english_clips
 from bench.report import fmt_ms, print_table, summarize
-from bench.serverproc import ServerProcess
+from bench.serverproc import serving
 from bench.trials import PROMPTS, BargeInResult, TurnResult, barge_in, open_call, voice_to_voice
 from server.ice import use_loopback_only
 
@@ -91,25 +91,14 @@ async def run(args: argparse.Namespace) -> int:
         print(f"  {c.name:26s} {c.duration_s:4.1f} s  speech {c.onset_s:.3f}-{c.end_s:.3f} s  {c.transcript[:50]!r}")
 
     load_before = os.getloadavg()
-    server: ServerProcess | None = None
-    url = args.url
     started = time.monotonic()
-    try:
-        if url is None:
-            server = ServerProcess()
-            server.start()
-            print(f"\nstarting the server on {server.url} (log: {server.log_path})", flush=True)
-            print(f"server healthy after {await server.wait_healthy():.1f} s", flush=True)
-            url = server.url
+    async with serving(args.url) as url:
         warmup = clips[args.clips % len(clips)] if args.warmup else None
         gaps_before = await scrape(url)
         turns = await measure_turns(url, args.mode, chosen, warmup)
         # Outgoing pacing while the models ran (the greeting and replies play while later ones are computed).
         pacing = gap_p99(gaps_before, await scrape(url))
         barges = await measure_barge_ins(url, args.mode, short, args.barge_ins or len(chosen))
-    finally:
-        if server is not None:
-            server.stop()
 
     summary = summarize(turns, barges)
     command = " ".join([".venv/bin/python -m bench.latency", *map(shlex.quote, sys.argv[1:])])

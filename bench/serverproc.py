@@ -10,6 +10,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -103,3 +105,19 @@ class ServerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+@asynccontextmanager
+async def serving(url: str | None) -> AsyncIterator[str]:
+    """``url`` as it is when given; otherwise a fresh server process, healthy, for as long as it is used."""
+    if url is not None:
+        yield url
+        return
+    server = ServerProcess()
+    server.start()
+    try:
+        print(f"\nstarting the server on {server.url} (log: {server.log_path})", flush=True)
+        print(f"server healthy after {await server.wait_healthy():.1f} s", flush=True)
+        yield server.url
+    finally:
+        server.stop()

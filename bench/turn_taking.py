@@ -30,7 +30,7 @@ import aiohttp
 import numpy as np
 
 from bench.clips import Clip, english_clips
-from bench.serverproc import ServerProcess
+from bench.serverproc import serving
 from bench.trials import TURN_TIMEOUT, is_, open_call
 from client.call import RATE, read_wav
 from server.ice import use_loopback_only
@@ -92,15 +92,8 @@ async def run(args: argparse.Namespace) -> int:
     nonspeech = {name: read_wav(args.audio_dir / "nonspeech" / f"{name}_48k.wav") for name in NONSPEECH}
     clips, _ = english_clips(args.audio_dir)
     pairs = [(clips[i], clips[(i + 1) % len(clips)]) for i in range(min(args.pairs, len(clips)))]
-    server: ServerProcess | None = None
-    url = args.url
     load_before = os.getloadavg()
-    try:
-        if url is None:
-            server = ServerProcess()
-            server.start()
-            print(f"server healthy after {await server.wait_healthy():.1f} s", flush=True)
-            url = server.url
+    async with serving(args.url) as url:
         print("\nFalse interruptions (chat mode, a sound over a spoken reply)")
         print(f"  {'sound':28s} {'interrupted':>11s} {'paused':>6s} {'overlap':>8s}")
         rows: list[tuple[str, bool, int]] = []
@@ -117,9 +110,6 @@ async def run(args: argparse.Namespace) -> int:
         for pause_s in args.pauses:
             cuts = [await paused_answer(url, a, b, pause_s) for a, b in pairs]
             print(f"  pause {pause_s:.1f} s: {sum(cuts)} of {len(cuts)} answers cut off", flush=True)
-    finally:
-        if server is not None:
-            server.stop()
     load = os.getloadavg()
     print(f"\nload average {load_before[0]:.1f} before, {load[0]:.1f} after; "
           f"command: .venv/bin/python -m bench.turn_taking {' '.join(sys.argv[1:])}")  # fmt: skip

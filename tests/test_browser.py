@@ -71,6 +71,19 @@ FLAGS = [
 ]  # fmt: skip
 
 
+async def open_page(playwright: Any, tmp_path: Path, mic: str, url: str) -> tuple[Any, Any]:
+    """Chromium with ``mic`` as its microphone (a WAV path, with Chromium's options), on the call page, probed."""
+    # A persistent context is how Playwright takes a --user-data-dir: a fresh one in tmp_path.
+    browser = await playwright.chromium.launch_persistent_context(
+        tmp_path / "profile", executable_path=CHROMIUM, headless=True,
+        args=[*FLAGS, f"--use-file-for-fake-audio-capture={mic}"],
+    )  # fmt: skip
+    page = browser.pages[0] if browser.pages else await browser.new_page()
+    await page.add_init_script(PROBE)
+    await page.goto(url + "/")
+    return browser, page
+
+
 def at(item: dict[str, Any]) -> float:
     return float(item["t"])
 
@@ -99,16 +112,9 @@ async def test_a_person_talks_to_the_bot_in_chromium(
     url = await start_server(fake_providers(stt, FakeLLM(REPLY), FakeTTS()))
     app = started_apps[-1]
 
-    args = [*FLAGS, f"--use-file-for-fake-audio-capture={mic}%noloop"]
     async with async_playwright() as p:
-        # A persistent context is how Playwright takes a --user-data-dir: a fresh one in tmp_path.
-        browser = await p.chromium.launch_persistent_context(
-            tmp_path / "profile", executable_path=CHROMIUM, headless=True, args=args
-        )
+        browser, page = await open_page(p, tmp_path, f"{mic}%noloop", url)
         try:
-            page = browser.pages[0] if browser.pages else await browser.new_page()
-            await page.add_init_script(PROBE)
-            await page.goto(url + "/")
             await page.select_option("#mode", "chat")  # the shortest greeting
             await expect(page.locator("#captions")).not_to_be_checked()  # captions are off until asked for
             await expect(page.locator("#text")).to_be_disabled()  # nothing to type to before a call
@@ -196,14 +202,8 @@ async def test_a_person_types_and_reads_live_captions_in_chromium(
     url = await start_server(fake_providers(FakeSTT(), llm, FakeTTS(seconds_per_word=0.25)))
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch_persistent_context(
-            tmp_path / "profile", executable_path=CHROMIUM, headless=True,
-            args=[*FLAGS, f"--use-file-for-fake-audio-capture={mic}"],
-        )  # fmt: skip
+        browser, page = await open_page(p, tmp_path, str(mic), url)
         try:
-            page = browser.pages[0] if browser.pages else await browser.new_page()
-            await page.add_init_script(PROBE)
-            await page.goto(url + "/")
             await page.select_option("#mode", "chat")
             await page.check("#captions")
             await page.click("#call")
@@ -245,15 +245,9 @@ async def test_the_interview_scorecard_shows_on_the_page_when_the_call_ends(
     url = await start_server(fake_providers(FakeSTT(), FakeLLM("You have the first point, but not the rest.")))
     app = started_apps[-1]
 
-    args = [*FLAGS, f"--use-file-for-fake-audio-capture={mic}"]
     async with async_playwright() as p:
-        browser = await p.chromium.launch_persistent_context(
-            tmp_path / "profile", executable_path=CHROMIUM, headless=True, args=args
-        )
+        browser, page = await open_page(p, tmp_path, str(mic), url)
         try:
-            page = browser.pages[0] if browser.pages else await browser.new_page()
-            await page.add_init_script(PROBE)
-            await page.goto(url + "/")
             await expect(page.locator("#mode")).to_have_value("interview")
             await page.click("#call")
             greeting = page.locator("#transcript li").first
