@@ -173,7 +173,7 @@ async def test_a_person_talks_to_the_bot_in_chromium(
     expected = ["Connecting…", "Speaking", "Listening", "Thinking…", "Speaking", "Listening"]
     assert labels[: len(expected)] == expected, timeline
     greeting, greeted, thinking, speaking, listening = (s["t"] for s in states[1:6])
-    assert greeted < start["t"] < thinking < said["t"] < speaking, timeline
+    assert greeted < start["t"] < thinking <= said["t"] < speaking, timeline  # the label and line may share a ms
 
     # (b) Sound came while the label said "Speaking" and not while it said "Listening": the greeting, then
     # the reply (about 1.1 s of tone) after the user's line.
