@@ -64,6 +64,8 @@ def print_agreement(label: str, answers: Sequence[Scripted], coverage: list[tupl
 class Recorder:
     """Wraps a ChatModel to keep the raw text of each reply, before the interview's filter."""
 
+    reads_ahead = False  # scripted text answers: nothing is heard ahead
+
     def __init__(self, llm: ChatModel) -> None:
         self.llm = llm
         self.raw: list[str] = []
@@ -78,6 +80,9 @@ class Recorder:
 
     async def warm(self, messages: Sequence[ChatMessage]) -> None:
         await self.llm.warm(messages)
+
+    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        await self.llm.prefill(messages)
 
 
 async def replies(llm: ChatModel, answers: Sequence[Scripted]) -> None:

@@ -52,6 +52,10 @@ class Settings:
     # While the bot speaks its audio pauses at the first speech window; this many confirm a barge-in (laughter
     # and coughs are shorter, and the bot then goes on).
     barge_in_windows: int = 8
+    # Listen ahead (server/dialogue/ahead.py): transcribe while the person talks and have the chat model read
+    # their words so far. "auto": when the chat model keeps a cache to read them into (the embedded one) and
+    # speech recognition is embedded too (remote partial transcripts would be paid for).
+    listen_ahead: str = "auto"  # or "on", "off"
     # Threads the embedded models may use for inference (the machine has 2 cores).
     threads: int = 2
     llm_context: int = 4096
@@ -119,6 +123,8 @@ class Settings:
         parse_servers(self.ice_servers)  # raises ValueError naming the variable
         if self.hangover_ms is not None and not 100 <= self.hangover_ms <= 5000:
             raise ValueError("PARLEY_HANGOVER_MS must be between 100 and 5000")
+        if self.listen_ahead not in ("auto", "on", "off"):
+            raise ValueError("PARLEY_LISTEN_AHEAD must be auto, on or off")
         if self.judge not in ("auto", "offline", "remote"):
             raise ValueError("PARLEY_JUDGE must be one of auto, offline, remote")
         if not 0.15 < self.vad_threshold < 1:

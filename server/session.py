@@ -19,9 +19,11 @@ from server.audio.echo import EchoGate
 from server.audio.hearing import Hearing
 from server.audio.inbound import VAD_RATE, WINDOW, InboundAudio
 from server.audio.outbound import SpeechTrack
-from server.audio.vad import WINDOW_MS, SileroModel, SpeechDetector, VadEvent, VadEventKind
+from server.audio.vad import WINDOW_MS, SileroModel, SpeechDetector, VadEvent, VadEventKind, VadState
 from server.config import Settings
+from server.dialogue.ahead import ListeningAhead, listens_ahead
 from server.dialogue.conversation import Conversation
+from server.dialogue.drift_guard import heard_languages
 from server.dialogue.interview import Interview, interview_for
 from server.dialogue.modes import PERSONAS, Persona
 from server.dialogue.turn import Reply, TurnClock
@@ -66,6 +68,8 @@ class Call(Replies):
         self._inbound = InboundAudio()
         self._preroll: deque[np.ndarray] = deque(maxlen=PREROLL_WINDOWS)
         self._utterance: deque[np.ndarray] | None = None
+        ahead = listens_ahead(settings.listen_ahead, providers.llm.reads_ahead, settings.provider("stt"))
+        self._ahead = ListeningAhead(self._transcribe_so_far, self._prefill, self._spawn) if ahead else None
         self.events = EventChannel()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reply_task: asyncio.Task[None] | None = None
@@ -181,8 +185,12 @@ class Call(Replies):
         """One 32 ms window. Silero takes ~0.1 ms, so it runs right here: a thread hop would cost more and
         delay the barge-in decision."""
         event = self.hearing.update(window)
-        if self._utterance is not None:
-            self._utterance.append(window)
+        utterance = self._utterance
+        if utterance is not None:
+            utterance.append(window)
+            # Interview turns send the model the app's own prompt (the judged facts), not the words: no use.
+            if self._ahead is not None and self.interview is None and self.detector.state is VadState.SPEAKING:
+                self._ahead.heard(len(utterance) * WINDOW, lambda: np.concatenate(utterance))
         else:
             self._preroll.append(window)
         if event is not None:
@@ -190,11 +198,15 @@ class Call(Replies):
 
     def _on_vad(self, event: VadEvent) -> None:
         kind = event.kind
+        if kind in (VadEventKind.PAUSE, VadEventKind.END) and self._ahead is not None:
+            self._ahead.pause()  # the turn may be over: its transcription and reply need the models now
         if kind in (VadEventKind.START, VadEventKind.RESUME):
             self.last_activity = time.monotonic()
         if kind is VadEventKind.START:
             self._utterance = deque(self._preroll, maxlen=MAX_UTTERANCE_WINDOWS)
             self._preroll.clear()
+            if self._ahead is not None:
+                self._ahead.reset()
             self.send("speech", event="start")
             self.barge_in()
         elif kind is VadEventKind.PAUSE and self._utterance is not None:
@@ -222,6 +234,13 @@ class Call(Replies):
         clock = TurnClock(ended_at=time.monotonic() - quiet * WINDOW_MS / 1000)
         confirmed = asyncio.Event()
         return self._start_reply(self._respond(np.concatenate(speech), None, clock, confirmed)), confirmed
+
+    # -- listening ahead (server/dialogue/ahead.py) ----------------------------------------------------------
+    async def _transcribe_so_far(self, audio: np.ndarray) -> str:
+        return await self.providers.stt.transcribe(audio, self.language, languages=heard_languages(self.mode))
+
+    async def _prefill(self, text: str) -> None:
+        await self.providers.llm.prefill(self.conversation.with_user(text))
 
     # -- barge-in -------------------------------------------------------------------------------------------
     def barge_in(self) -> bool:

@@ -31,11 +31,14 @@ class FakeSTT:
 class FakeLLM:
     """Streams the scripted replies word by word; records every message list it was given."""
 
+    reads_ahead = False  # the tests of listening ahead switch it on
+
     def __init__(self, *replies: str, token_delay: float = 0.01, fail_times: int = 0) -> None:
         self.replies = list(replies) or ["Sure. That sounds good."]
         self.token_delay = token_delay
         self.fail_times = fail_times
         self.requests: list[list[ChatMessage]] = []
+        self.prefills: list[list[ChatMessage]] = []
 
     async def stream(
         self, messages: Sequence[ChatMessage], *, temperature: float, max_tokens: int
@@ -51,6 +54,9 @@ class FakeLLM:
 
     async def warm(self, messages: Sequence[ChatMessage]) -> None:
         return None
+
+    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        self.prefills.append(list(messages))
 
 
 class FakeTTS:

@@ -37,6 +37,8 @@ def expected_voice(language: str) -> str:
 class Recorder:
     """The real stages, with a note of every voice used and every prompt the model was given."""
 
+    reads_ahead = True
+
     def __init__(self, real: Providers) -> None:
         self.real = real
         self.voices: list[tuple[str, str]] = []  # (text, voice)
@@ -52,6 +54,9 @@ class Recorder:
 
     async def warm(self, messages: Sequence[ChatMessage]) -> None:
         await self.real.llm.warm(messages)
+
+    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        await self.real.llm.prefill(messages)
 
     def providers(self) -> Providers:
         return Providers(stt=self.real.stt, llm=self, tts=self)  # type: ignore[arg-type]

@@ -70,3 +70,14 @@ async def test_a_spoken_wrong_answer_in_an_interview_gets_unpraised_feedback_the
     card = await call.end()
     assert card is not None and card["questions"][0]["verdict"] == "wrong"
     assert card["questions"][0]["missed"] == [kp.point for kp in asked.key_points]
+
+
+async def test_a_guess_read_ahead_that_turned_out_wrong_does_not_leak_into_the_reply(real_providers):
+    """Listening ahead fills the model's cache with a partial transcript; the final words differ from it after
+    "is", and the reply must follow the final words."""
+    llm = real_providers.llm
+    history = [{"role": "system", "content": "Answer in one short sentence."}]
+    await llm.prefill([*history, {"role": "user", "content": "My favourite colour is blue and my"}])
+    final = [*history, {"role": "user", "content": "My favourite colour is green. Which colour do I like?"}]
+    reply = "".join([d async for d in llm.stream(final, temperature=0.0, max_tokens=24)])
+    assert "green" in words(reply) and "blue" not in words(reply), reply

@@ -50,12 +50,19 @@ class SpeechToText(Protocol):
 
 
 class ChatModel(Protocol):
+    reads_ahead: bool  # True when ``prefill`` does something (a local KV cache)
+
     def stream(self, messages: Sequence[ChatMessage], *, temperature: float, max_tokens: int) -> AsyncIterator[str]:
         """Yields the reply's text deltas as they are generated; cancelling the consumer stops generation."""
         ...
 
     async def warm(self, messages: Sequence[ChatMessage]) -> None:
         """Prepares for a conversation that starts with ``messages`` (e.g. evaluates the prompt ahead)."""
+        ...
+
+    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        """``messages`` end with the words the person has said so far, still talking: a model with a local
+        cache reads them now; the turn's prompt will start with them. Cancelling stops the reading."""
         ...
 
 

@@ -92,6 +92,8 @@ class OpenAISTT:
 
 
 class OpenAIChat:
+    reads_ahead = False  # the server keeps its own caches
+
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self._client = endpoint.client()
@@ -117,6 +119,9 @@ class OpenAIChat:
 
     async def warm(self, messages: Sequence[ChatMessage]) -> None:
         return None  # a remote server keeps its own caches
+
+    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        return None  # nothing to fill: reads_ahead is False
 
 
 class OpenAITTS:

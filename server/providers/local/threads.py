@@ -55,4 +55,3 @@ async def stream_from_thread(
             yield item  # type: ignore[misc]
     finally:
         stop.set()  # the worker exits after its current item; work() never raises, so nothing is lost
-
