@@ -50,7 +50,7 @@ def hearing(probabilities: list[float], track: SpeechTrack, echo: EchoGate | Non
 
 
 async def loud(track: SpeechTrack) -> bool:
-    return bool(np.abs((await track.recv()).to_ndarray()).max() > 1000)
+    return bool(np.abs((await track.next_frame()).to_ndarray()).max() > 1000)
 
 
 async def test_the_bot_pauses_at_the_first_speech_window_and_goes_on_from_the_same_word_after_a_laugh():
@@ -68,7 +68,7 @@ async def test_the_bot_pauses_at_the_first_speech_window_and_goes_on_from_the_sa
 
 async def test_speech_over_the_bot_is_confirmed_after_eight_windows_and_quiet_speech_after_three():
     track = playing_track()
-    await track.recv()
+    await track.next_frame()
     listener = hearing([0.9] * 8, track)
     kinds = [e.kind if (e := listener.update(voice(0.1))) else None for _ in range(8)]
     assert kinds == [None] * 7 + [VadEventKind.START]

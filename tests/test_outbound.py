@@ -17,7 +17,7 @@ def tone(seconds: float, rate: int = OUT_RATE) -> np.ndarray:
 async def test_frames_are_paced_on_the_clock_with_continuous_pts():
     track = SpeechTrack()
     started = time.monotonic()
-    frames = [await track.recv() for _ in range(25)]
+    frames = [await track.next_frame() for _ in range(25)]
     elapsed = time.monotonic() - started
     # 25 frames: the first goes at once, the other 24 at 20 ms steps.
     assert 0.44 <= elapsed < 0.75, elapsed
@@ -33,12 +33,12 @@ async def test_clear_silences_the_next_frame_and_keeps_pts_running():
     segment = track.begin("a long sentence")
     track.write(segment, tone(2.0))
     track.finish(segment)
-    loud = [await track.recv() for _ in range(10)]
+    loud = [await track.next_frame() for _ in range(10)]
     assert all(np.abs(f.to_ndarray()).max() > 10_000 for f in loud)
     playing = track.clear()
     assert playing is segment and segment.played == 10 * FRAME_SAMPLES
     assert abs(segment.played_fraction - 0.1) < 1e-6  # 0.2 s of 2 s
-    after = [await track.recv() for _ in range(10)]
+    after = [await track.next_frame() for _ in range(10)]
     assert all(not f.to_ndarray().any() for f in after)  # nothing audible after clear()
     assert [f.pts for f in loud + after] == [i * FRAME_SAMPLES for i in range(20)]
     assert not track.busy and done == []  # a cleared segment is never reported as played
@@ -55,7 +55,7 @@ async def test_segments_play_in_order_and_report_when_done():
         segment = track.begin(text)
         track.write(segment, tone(seconds))
         track.finish(segment)
-    frames = [await track.recv() for _ in range(6)]
+    frames = [await track.next_frame() for _ in range(6)]
     assert started == ["one", "two"] and done == ["one", "two"]
     audio = np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
     assert np.abs(audio[: int(0.08 * OUT_RATE)]).max() > 10_000 and not audio[int(0.08 * OUT_RATE) :].any()
@@ -66,11 +66,11 @@ async def test_an_unfinished_segment_waits_with_silence_for_more_audio():
     track = SpeechTrack()
     segment = track.begin("streaming")
     track.write(segment, tone(0.02))
-    first, gap = await track.recv(), await track.recv()
+    first, gap = await track.next_frame(), await track.next_frame()
     assert np.abs(first.to_ndarray()).max() > 10_000 and not gap.to_ndarray().any()
     assert track.busy  # still expecting the rest of the sentence
     track.write(segment, tone(0.02))
-    assert np.abs((await track.recv()).to_ndarray()).max() > 10_000
+    assert np.abs((await track.next_frame()).to_ndarray()).max() > 10_000
     track.stop()
 
 
@@ -82,3 +82,30 @@ def test_tts_audio_is_resampled_to_48k_without_losing_length():
             [resampler.push(source[: rate // 2]), resampler.push(source[rate // 2 :]), resampler.flush()]
         )
         assert abs(out.size - OUT_RATE) < 100, (rate, out.size)
+
+
+async def test_aiortc_gets_opus_packets_that_decode_to_the_same_audio_with_continuous_pts():
+    from aiortc.codecs.opus import OpusDecoder
+    from aiortc.jitterbuffer import JitterFrame
+    from av import Packet
+
+    track = SpeechTrack()
+    segment = track.begin("a tone")
+    track.write(segment, tone(0.2))
+    track.finish(segment)
+    packets = [await track.recv() for _ in range(15)]  # 10 frames of tone, then silence
+    assert all(isinstance(p, Packet) for p in packets)
+    assert [p.pts for p in packets] == [i * FRAME_SAMPLES for i in range(15)]
+    # As a receiver decodes them (aiortc's decoder, as in the Python client): stereo s16 at 48 kHz.
+    decoder = OpusDecoder()
+    frames = [f for p in packets for f in decoder.decode(JitterFrame(bytes(p), p.pts))]
+    decoded = np.concatenate([f.to_ndarray().reshape(-1, 2)[:, 0] for f in frames])
+    assert decoded.size == 15 * FRAME_SAMPLES
+    # Same tone (after Opus's 6.5 ms look-ahead): level within 1 dB and 440 Hz, then silence.
+    lag = 312
+    sent, heard = tone(0.2)[: 9 * FRAME_SAMPLES], decoded[lag : lag + 9 * FRAME_SAMPLES].astype(np.float64)
+    assert abs(20 * np.log10(np.sqrt(np.mean(heard**2)) / np.sqrt(np.mean(sent.astype(np.float64) ** 2)))) < 1
+    spectrum = np.abs(np.fft.rfft(heard))
+    assert abs(np.argmax(spectrum) * OUT_RATE / heard.size - 440) < 10
+    assert np.abs(decoded[12 * FRAME_SAMPLES :]).max() < 100
+    track.stop()

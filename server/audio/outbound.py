@@ -19,7 +19,9 @@ from fractions import Fraction
 
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from av import AudioFrame, AudioResampler
+from av import AudioFrame, AudioResampler, Packet
+
+from server.audio.opus import OpusEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ class SpeechTrack(MediaStreamTrack):
         self._start: float | None = None
         self.on_segment_start = on_segment_start
         self.on_segment_done = on_segment_done
+        self._opus = OpusEncoder(OUT_RATE)
 
     # -- writing (the reply side) --------------------------------------------------------------------------
     def begin(self, text: str) -> Segment:
@@ -103,7 +106,12 @@ class SpeechTrack(MediaStreamTrack):
         return bool(self._segments)
 
     # -- the clock (aiortc's sender calls this) ------------------------------------------------------------
-    async def recv(self) -> AudioFrame:
+    async def recv(self) -> Packet | AudioFrame:
+        """The next frame, Opus-encoded here (server/audio/opus.py): aiortc only wraps it in RTP."""
+        return self._opus.encode(await self.next_frame())
+
+    async def next_frame(self) -> AudioFrame:
+        """The next 20 ms of audio, when it is due."""
         if self.readyState != "live":
             raise MediaStreamError
         now = time.monotonic()
