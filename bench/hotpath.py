@@ -21,7 +21,6 @@ from aiortc.codecs import get_decoder, get_encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from av import AudioFrame
 
-from server.audio import speedups
 from server.audio.inbound import WINDOW, InboundAudio
 from server.audio.opus import OpusEncoder
 from server.audio.outbound import FRAME_SAMPLES, SpeechTrack
@@ -104,8 +103,6 @@ def pieces(repeat: int) -> list[tuple[str, float]]:
             ours.encode(f)
 
         out.append((f"ours: Opus encode in the track (mono 64 kb/s), {name}", best_us(encode_ours, 1000, repeat)))
-    for name, level in (("aiortc's", speedups.ORIGINAL_AUDIO_LEVEL), ("ours", speedups.audio_level_dbov)):
-        out.append((f"audio level of each sent frame ({name})", best_us(lambda _i, f=level: f(mono), 2000, repeat)))
     payload = encoder.encode(mono)[0][0]
     from aiortc.jitterbuffer import JitterFrame
 

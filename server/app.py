@@ -11,7 +11,6 @@ from aiohttp import web
 from aiortc import RTCPeerConnection
 
 from server import admission, ice, signalling
-from server.audio import speedups
 from server.audio.vad import SileroModel
 from server.config import Settings
 from server.drain import DRAIN, Drain
@@ -63,7 +62,6 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app[DRAIN] = Drain()
     if settings.ice_loopback:
         ice.use_loopback_only()
-    speedups.install()
     factory = providers_factory or _default_providers
 
     async def load_models(app: web.Application) -> AsyncIterator[None]:
