@@ -96,7 +96,8 @@ class Replies:
         reply = Reply(self.track, self.providers.tts, self._style())
         self._clock = None
         await self._run_reply(reply, reply.say(text))
-        if warm:  # evaluate the prompt now, while the person listens, so their first turn starts warm
+        if warm and self.interview is not None:  # (other modes warm after every reply: _run_reply)
+            # Evaluate the prompt now, while the person listens, so their first turn starts warm.
             self._spawn(self.providers.llm.warm(self.conversation.messages()))
 
     async def _respond(
@@ -182,6 +183,8 @@ class Replies:
         self.conversation.add_assistant(reply.text)
         self.send("transcript", role="assistant", text=reply.text, interrupted=False)
         self._state("listening")
+        if self.interview is None:  # (interview turns prompt the model with the app's own messages)
+            self._spawn(self.providers.llm.warm(self.conversation.messages()))  # while the person thinks
 
     async def _apologize(self) -> None:
         """A short spoken apology, so a person who is not reading the screen knows to say it again."""

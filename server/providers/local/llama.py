@@ -95,12 +95,9 @@ class LlamaChat:
             raise ProviderError("the language model failed") from exc
 
     async def warm(self, messages: Sequence[ChatMessage]) -> None:
-        """Evaluates ``messages`` into the KV cache (one throwaway token) so the next turn starts warm."""
-
-        def run() -> None:
-            self._llm.create_chat_completion(messages=list(messages), max_tokens=1)  # type: ignore[arg-type]
-
-        await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        """Evaluates ``messages`` and the opening of the person's next message into the KV cache, so the next
+        turn starts warm."""
+        await self.prefill([*messages, {"role": "user", "content": ""}])
 
     def _prefill(self, messages: Sequence[ChatMessage], stop: threading.Event) -> int:
         *before, last = messages
