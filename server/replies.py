@@ -113,7 +113,7 @@ class Replies:
         try:
             if audio is not None:
                 started = time.monotonic()
-                text = await self.providers.stt.transcribe(audio, self.language, languages=heard_languages(self.mode))
+                text = await self._transcribe(audio)
                 clock.stt_ms = round((time.monotonic() - started) * 1000)
                 if confirmed is not None and not confirmed.is_set() and looks_unfinished(text, self.language):
                     self.detector.extend(UNFINISHED_EXTRA_MS)  # they are thinking: give the pause more time
@@ -161,6 +161,10 @@ class Replies:
             if speaking is not None and not speaking.done():
                 speaking.cancel()  # dropped speculation: the person went on talking
                 await asyncio.wait([speaking])
+
+    async def _transcribe(self, audio: np.ndarray) -> str:
+        """The person's words (a whole turn, or the turn so far when listening ahead)."""
+        return await self.providers.stt.transcribe(audio, self.language, languages=heard_languages(self.mode))
 
     async def _run_reply(self, reply: Reply, speaking: Coroutine[Any, Any, None]) -> None:
         """Runs the reply to its end, or records what was heard when the person barges in."""

@@ -23,7 +23,6 @@ from server.audio.vad import WINDOW_MS, SileroModel, SpeechDetector, VadEvent, V
 from server.config import Settings
 from server.dialogue.ahead import ListeningAhead, listens_ahead
 from server.dialogue.conversation import Conversation
-from server.dialogue.drift_guard import heard_languages
 from server.dialogue.interview import Interview, interview_for
 from server.dialogue.modes import PERSONAS, Persona
 from server.dialogue.turn import Reply, TurnClock
@@ -69,7 +68,7 @@ class Call(Replies):
         self._preroll: deque[np.ndarray] = deque(maxlen=PREROLL_WINDOWS)
         self._utterance: deque[np.ndarray] | None = None
         ahead = listens_ahead(settings.listen_ahead, providers.llm.reads_ahead, settings.provider("stt"))
-        self._ahead = ListeningAhead(self._transcribe_so_far, self._prefill, self._spawn) if ahead else None
+        self._ahead = ListeningAhead(self._transcribe, self._prefill, self._spawn) if ahead else None
         self.events = EventChannel()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reply_task: asyncio.Task[None] | None = None
@@ -236,9 +235,6 @@ class Call(Replies):
         return self._start_reply(self._respond(np.concatenate(speech), None, clock, confirmed)), confirmed
 
     # -- listening ahead (server/dialogue/ahead.py) ----------------------------------------------------------
-    async def _transcribe_so_far(self, audio: np.ndarray) -> str:
-        return await self.providers.stt.transcribe(audio, self.language, languages=heard_languages(self.mode))
-
     async def _prefill(self, text: str) -> None:
         await self.providers.llm.prefill(self.conversation.with_user(text))
 

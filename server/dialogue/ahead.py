@@ -49,7 +49,6 @@ class ListeningAhead:
         self._step = int(every_s * rate)
         self._next_at = self._step  # samples of speech the next partial waits for
         self._task: asyncio.Task[None] | None = None
-        self.partials = 0
 
     @property
     def busy(self) -> bool:
@@ -68,7 +67,6 @@ class ListeningAhead:
             words = text.split()
             if len(words) <= MIN_WORDS:
                 return
-            self.partials += 1
             await self._prefill(" ".join(words[:-1]))  # the last word may be cut
         except asyncio.CancelledError:
             raise
