@@ -18,6 +18,14 @@ def test_repeated_sentences_are_cut():
     assert drop_repeats("你好。你好。") == "你好。"
 
 
+def test_a_word_stuck_in_a_loop_is_said_once():
+    assert drop_repeats("それは素晴らしい 牛奶 牛奶 牛奶 牛奶 牛奶 牛奶") == "それは素晴らしい 牛奶"
+    assert drop_repeats("それは牛奶牛奶牛奶牛奶牛奶です") == "それは牛奶です"
+    assert drop_repeats("I said the the the the the") == "I said the"
+    assert drop_repeats("No no no, not that.") == "No no no, not that."  # three is how people talk
+    assert drop_repeats("nothing nothing nothing nothingness") == "nothing nothing nothing nothingness"
+
+
 def test_token_cap_follows_the_length_of_speech():
     assert max_tokens(2.0, "en") < max_tokens(2.0, "ja") <= 160
     assert max_tokens(60.0, "en") == 160

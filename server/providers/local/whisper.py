@@ -43,8 +43,15 @@ def _key(sentence: str) -> str:
     return re.sub(r"\W+", "", sentence.lower())
 
 
+# A word said four times running, or a CJK run of 1-8 characters four times without spaces, is Whisper stuck in
+# a loop (seen: "牛奶 牛奶 牛奶 ..." up to the token cap), not speech: three ("no no no") can be.
+_WORD_LOOP = re.compile(r"(?<!\S)(\S+)(?:\s+\1){3,}(?!\S)")
+_CJK_LOOP = re.compile(r"([\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]{1,8}?)\1{3,}")
+
+
 def drop_repeats(text: str) -> str:
-    """Removes sentences that repeat the one before them, in full or as a cut-off start."""
+    """Removes sentences that repeat the one before them, in full or as a cut-off start, and word loops."""
+    text = _CJK_LOOP.sub(r"\1", _WORD_LOOP.sub(r"\1", text))
     kept: list[str] = []
     for sentence in re.split(r"(?<=[.!?。！？])\s*", text.strip()):
         key = _key(sentence)
