@@ -6,8 +6,10 @@
 - While the bot speaks, the first speech window *holds* its audio (silence from the next frame, nothing
   dropped), so the person hears it stop within about one window of starting to talk. Confirming that it
   really is a person talking then takes ``barge_in_windows`` windows (laughter and coughs last fewer); if it
-  is not confirmed, the bot goes on from the same word. If it is, the session barges in: the queued audio is
-  dropped and the reply cancelled.
+  is not confirmed, the bot goes on from the same word, ``RELEASE_GRACE_MS`` later: a person who starts with
+  "Wait, ..." falls quiet at the comma before the eighth window, and must not hear the bot come back for a
+  moment between their words. If it is confirmed, the session barges in: the queued audio is dropped and the
+  reply cancelled.
 - While the bot is quiet, speech is confirmed after the usual ``start_windows``.
 Everything here is synchronous and runs in the audio path: Silero takes about 0.1 ms a window.
 """
@@ -24,6 +26,10 @@ from server.audio.outbound import SpeechTrack
 from server.audio.vad import SileroStream, SpeechDetector, VadEvent, VadEventKind, VadState
 
 logger = logging.getLogger(__name__)
+
+# How long a dropped onset keeps the bot held. A comma pause is 150-300 ms; a laugh's bursts then make one
+# pause instead of a stutter of stops and starts.
+RELEASE_GRACE_MS = 320
 
 
 class Hearing:
@@ -44,6 +50,7 @@ class Hearing:
         self.start_windows = start_windows
         self.barge_in_windows = max(barge_in_windows, start_windows)
         self._on_false_start = on_false_start
+        self._release_at_ms: int | None = None  # a dropped onset: the bot goes on then, unless speech comes back
 
     def update(self, window: np.ndarray) -> VadEvent | None:
         """One 32 ms window (float32, 16 kHz). Returns the turn events (start, pause, resume, end)."""
@@ -56,19 +63,29 @@ class Hearing:
         self.detector.start_windows = self.barge_in_windows if playing else self.start_windows
         event = self.detector.update(probability)
         if event is None:
+            self._release_if_due()
             return None
         if event.kind is VadEventKind.ONSET:
+            self._release_at_ms = None
             if playing:
                 self._track.hold()
             return None
         if event.kind is VadEventKind.DROP:
             if self._track.held:
-                self._track.release()
-                if self._on_false_start is not None:
-                    self._on_false_start()
-                logger.debug("onset at %d ms was not speech: the bot goes on", event.at_ms)
+                self._release_at_ms = event.window_ms + RELEASE_GRACE_MS
+                logger.debug("onset at %d ms was not speech: the bot goes on unless it comes back", event.at_ms)
             return None
         if event.kind is VadEventKind.START:
             # The session barges in on this event, synchronously: no frame leaves in between.
+            self._release_at_ms = None
             self._track.release()
         return event
+
+    def _release_if_due(self) -> None:
+        if self._release_at_ms is None or self.detector.now_ms < self._release_at_ms:
+            return
+        self._release_at_ms = None
+        if self._track.held:
+            self._track.release()
+            if self._on_false_start is not None:
+                self._on_false_start()
