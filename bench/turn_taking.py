@@ -1,7 +1,7 @@
 """Turn-taking on real recordings: sounds that stop the bot when they should not, and thinking pauses that end
 the person's turn too early.
 
-    .venv/bin/python -m bench.turn_taking [--audio-dir ../shared/audio] [--url URL] [--pairs 4]
+    .venv/bin/python -m bench.turn_taking [--audio-dir ../shared/audio] [--url URL] [--pairs 4] [--repeats 1]
 
 Without ``--url`` it starts the real server (embedded default models) the way ``bench.latency`` does.
 
@@ -99,6 +99,7 @@ async def run(args: argparse.Namespace) -> int:
         rows: list[tuple[str, bool, int]] = []
         trials: list[tuple[str, np.ndarray | None, float | None]] = [(n, pcm, None) for n, pcm in nonspeech.items()]
         trials += [(f"own voice, echo {db} dB", None, db) for db in ECHO_DB]
+        trials = [trial for trial in trials for _ in range(args.repeats)]  # each a fresh call
         for name, sound, echo_db in trials:
             interrupted, pauses, overlap = await over_reply(url, sound, echo_db)
             rows.append((name, interrupted, pauses))
@@ -121,6 +122,7 @@ def main() -> int:
     parser.add_argument("--audio-dir", type=Path, default=ROOT.parent / "shared" / "audio")
     parser.add_argument("--url", help="measure a server that is already running instead of starting one")
     parser.add_argument("--pairs", type=int, default=4, help="answers per pause length (default 4)")
+    parser.add_argument("--repeats", type=int, default=1, help="trials per sound over a reply (default 1)")
     parser.add_argument("--pauses", type=lambda s: [float(x) for x in s.split(",")], default=[0.8, 1.2])
     args = parser.parse_args()
     if not (args.audio_dir / "nonspeech").is_dir():
