@@ -36,8 +36,10 @@ def shared_clip(relative: str) -> Path:
     """A clip from the recorded-speech folder ($PARLEY_SHARED_AUDIO), or a skip that says why."""
     path = SHARED_AUDIO / relative
     if not path.is_file():
-        pytest.skip(f"{path} is absent (recorded speech is not in the repository: set PARLEY_SHARED_AUDIO, "
-                    "see 'Recorded speech' in bench/README.md)")
+        pytest.skip(
+            f"{path} is absent (recorded speech is not in the repository: set PARLEY_SHARED_AUDIO, "
+            "see 'Recorded speech' in bench/README.md)"
+        )
     return path
 
 
