@@ -1,10 +1,17 @@
 """The speech clips a benchmark plays, and where their speech starts and ends (Silero run on the clip itself).
 
-The clips are read from ``../shared/audio`` at run time and never copied into the repository.
+The recordings are not in the repository. They are read at run time from ``--audio-dir``, which defaults to
+``$PARLEY_SHARED_AUDIO`` (as in the tests), else ``../shared/audio`` beside the checkout. Layout: a folder per
+language code (``en/``, ``fr/``, ...) of 16-bit PCM mono WAV clips, each as ``<name>_48k.wav`` and
+``<name>_16k.wav`` with its transcript in ``<name>.txt``, and ``nonspeech/`` (noise, music, laughter, a bird)
+for ``bench.turn_taking``; a ``MANIFEST.tsv`` of sources and licences is kept beside them, read by nothing.
+Public sources: LibriSpeech, FLEURS, Common Voice (and ESC-50 for non-speech). bench/README.md, "Recorded
+speech", says how to build such a folder; without one these benches stop with a message.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,6 +28,14 @@ MAX_DURATION_S = 7.0  # a few seconds each, so the whole run stays short
 # An internal pause longer than this could end the turn inside the clip (the chat hang-over is 700 ms), and
 # the bot would then answer half a sentence: such clips measure turn-taking, not latency.
 MAX_INNER_GAP_S = 0.4
+
+# The tests read the same folder (tests/conftest.py); ../shared/audio is where the developers keep it.
+_BESIDE_CHECKOUT = Path(__file__).resolve().parents[2] / "shared" / "audio"
+DEFAULT_AUDIO_DIR = Path(os.environ.get("PARLEY_SHARED_AUDIO") or _BESIDE_CHECKOUT)
+AUDIO_DIR_HELP = (
+    "folder of recorded speech: <language>/<name>_48k.wav, _16k.wav and <name>.txt, nonspeech/ (see 'Recorded "
+    "speech' in bench/README.md); default $PARLEY_SHARED_AUDIO, else ../shared/audio beside the checkout"
+)
 
 
 @dataclass(frozen=True)
@@ -81,7 +96,10 @@ def english_clips(audio_dir: Path) -> tuple[list[Clip], list[str]]:
     folder = audio_dir / "en"
     paths = sorted(folder.glob("*_48k.wav"))
     if not paths:
-        raise FileNotFoundError(f"no *_48k.wav clips in {folder}")
+        raise FileNotFoundError(
+            f"no *_48k.wav clips in {folder}: give --audio-dir a folder of recorded speech "
+            "(see 'Recorded speech' in bench/README.md)"
+        )
     model = SileroModel(weights.ensure(weights.SILERO_VAD))
     clips: list[Clip] = []
     skipped: list[str] = []

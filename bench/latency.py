@@ -1,11 +1,14 @@
-"""``python -m bench.latency [--audio-dir ../shared/audio] [--clips N] [--url URL]``
+"""``python -m bench.latency [--audio-dir DIR] [--clips N] [--url URL]``
 
-Measures a Parley server from outside, as a separate WebRTC client over loopback (design/BENCHMARKS.md):
+Measures a Parley server from outside, as a separate WebRTC client over loopback (method: bench/README.md):
 1. voice to voice: end of the person's speech -> first reply audio at the client, plus the server's own
    per-stage ``metrics`` events;
 2. barge-in: the person starts talking over the bot -> the bot's audio stops at the client, and -> the
    server's ``interrupted`` event.
 Without ``--url`` it starts ``python -m server`` itself on a free port, with the embedded default models.
+The person's turns are recorded English speech, ``DIR/en/<name>_48k.wav`` (16-bit mono) with ``<name>.txt``;
+the recordings are not in the repository (LibriSpeech, FLEURS or Common Voice clips will do: see "Recorded
+speech" in bench/README.md). Without them it stops with a message.
 """
 
 from __future__ import annotations
@@ -20,13 +23,11 @@ import time
 from pathlib import Path
 
 from bench.capacity import gap_p99, scrape
-from bench.clips import Clip, english_clips
+from bench.clips import AUDIO_DIR_HELP, DEFAULT_AUDIO_DIR, Clip, english_clips
 from bench.report import fmt_ms, print_table, summarize
 from bench.serverproc import serving
 from bench.trials import PROMPTS, BargeInResult, TurnResult, barge_in, open_call, voice_to_voice
 from server.ice import use_loopback_only
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 async def measure_turns(url: str, mode: str, clips: list[Clip], warmup: Clip | None) -> list[TurnResult]:
@@ -79,7 +80,11 @@ async def measure_barge_ins(url: str, mode: str, clips: list[Clip], trials: int)
 
 async def run(args: argparse.Namespace) -> int:
     use_loopback_only()  # the client's candidates too: nothing leaves loopback
-    clips, skipped = english_clips(args.audio_dir)
+    try:
+        clips, skipped = english_clips(args.audio_dir)
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     if len(clips) < 2:
         print(f"need at least 2 usable clips in {args.audio_dir}/en, found {len(clips)}", file=sys.stderr)
         return 1
@@ -113,13 +118,12 @@ async def run(args: argparse.Namespace) -> int:
 def main() -> int:
     about = "Voice-to-voice and barge-in latency of a Parley server, measured from outside."
     parser = argparse.ArgumentParser(prog="python -m bench.latency", description=about)
-    parser.add_argument("--audio-dir", type=Path, default=ROOT.parent / "shared" / "audio",
-                        help="the shared clips folder (default ../shared/audio); read, never copied")  # fmt: skip
+    parser.add_argument("--audio-dir", type=Path, default=DEFAULT_AUDIO_DIR, help=AUDIO_DIR_HELP)
     parser.add_argument("--clips", type=int, default=8, help="voice-to-voice turns (default 8)")
     parser.add_argument("--barge-ins", type=int, default=0, help="barge-in trials (default: as many as --clips)")
     parser.add_argument("--url", help="measure a server that is already running instead of starting one")
     parser.add_argument("--mode", choices=("interview", "chat"), default="chat",
-                        help="persona (default chat: short greeting, 700 ms turn end; interview 900)")  # fmt: skip
+                        help="persona (default chat: short greeting, 700 ms turn end; interview 1300)")  # fmt: skip
     parser.add_argument("--warmup", type=int, choices=(0, 1), default=1,
                         help="play one uncounted turn first (default 1)")  # fmt: skip
     args = parser.parse_args()

@@ -1,8 +1,11 @@
 """Whisper base with the full 30 s encoder window vs the window the server uses (utterance + 2 s, >= 5 s).
 
-    .venv/bin/python -m bench.stt_window [--audio-dir ../shared/audio] [--languages en,fr,de,...]
+    .venv/bin/python -m bench.stt_window [--audio-dir DIR] [--languages en,fr,de,...]
 
 Prints, per clip, both transcripts where they differ, how many are identical, and the p50 time of each.
+It reads recorded speech that is not in the repository: ``DIR/<language>/*_16k.wav`` (16-bit mono, 16 kHz),
+e.g. FLEURS, LibriSpeech or Common Voice clips (see "Recorded speech" in bench/README.md). A language
+without a folder is skipped; with no clips at all nothing is printed.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.clips import AUDIO_DIR_HELP, DEFAULT_AUDIO_DIR
 from client.call import read_wav
 from server.providers.local.whisper import MAX_WINDOW_S, WhisperSTT
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--audio-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "audio")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--audio-dir", type=Path, default=DEFAULT_AUDIO_DIR, help=AUDIO_DIR_HELP)
     parser.add_argument("--languages", default="en,fr,de,es,ru,it,nl,pt")
     parser.add_argument("--per-language", type=int, default=5)
     args = parser.parse_args()

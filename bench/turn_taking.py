@@ -1,7 +1,13 @@
 """Turn-taking on real recordings: sounds that stop the bot when they should not, and thinking pauses that end
 the person's turn too early.
 
-    .venv/bin/python -m bench.turn_taking [--audio-dir ../shared/audio] [--url URL] [--pairs 4] [--repeats 1]
+    .venv/bin/python -m bench.turn_taking [--audio-dir DIR] [--url URL] [--pairs 4] [--repeats 1]
+
+It plays recordings that are not in the repository: ``DIR/nonspeech/`` (noise_koala, esc50_thunderstorm,
+esc50_car_horn, music_vibe_ace_10s, bird_robin, laughter, each as ``<name>_48k.wav``, 16-bit mono) and the
+English speech clips of ``DIR/en/`` (``<name>_48k.wav`` with ``<name>.txt``). "Recorded speech" in
+bench/README.md says where to find such clips (ESC-50 for the sounds; LibriSpeech, FLEURS, Common Voice for
+speech). Without them it stops with a message.
 
 Without ``--url`` it starts the real server (embedded default models) the way ``bench.latency`` does.
 
@@ -29,13 +35,12 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from bench.clips import Clip, english_clips
+from bench.clips import AUDIO_DIR_HELP, DEFAULT_AUDIO_DIR, Clip, english_clips
 from bench.serverproc import serving
 from bench.trials import TURN_TIMEOUT, is_, open_call
 from client.call import RATE, read_wav
 from server.ice import use_loopback_only
 
-ROOT = Path(__file__).resolve().parent.parent
 NONSPEECH = ["noise_koala", "esc50_thunderstorm", "esc50_car_horn", "music_vibe_ace_10s", "bird_robin", "laughter"]
 ECHO_DB = (-20, -10)
 ECHO_SECONDS = 6.0
@@ -90,7 +95,11 @@ async def paused_answer(url: str, first: Clip, second: Clip, pause_s: float) -> 
 async def run(args: argparse.Namespace) -> int:
     use_loopback_only()
     nonspeech = {name: read_wav(args.audio_dir / "nonspeech" / f"{name}_48k.wav") for name in NONSPEECH}
-    clips, _ = english_clips(args.audio_dir)
+    try:
+        clips, _ = english_clips(args.audio_dir)
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     pairs = [(clips[i], clips[(i + 1) % len(clips)]) for i in range(min(args.pairs, len(clips)))]
     load_before = os.getloadavg()
     async with serving(args.url) as url:
@@ -119,14 +128,15 @@ async def run(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--audio-dir", type=Path, default=ROOT.parent / "shared" / "audio")
+    parser.add_argument("--audio-dir", type=Path, default=DEFAULT_AUDIO_DIR, help=AUDIO_DIR_HELP)
     parser.add_argument("--url", help="measure a server that is already running instead of starting one")
     parser.add_argument("--pairs", type=int, default=4, help="answers per pause length (default 4)")
     parser.add_argument("--repeats", type=int, default=1, help="trials per sound over a reply (default 1)")
     parser.add_argument("--pauses", type=lambda s: [float(x) for x in s.split(",")], default=[0.8, 1.2])
     args = parser.parse_args()
     if not (args.audio_dir / "nonspeech").is_dir():
-        print(f"{args.audio_dir}/nonspeech is absent: nothing to measure", file=sys.stderr)
+        print(f"{args.audio_dir}/nonspeech is absent: nothing to measure (see 'Recorded speech' in bench/README.md)",
+              file=sys.stderr)  # fmt: skip
         return 1
     return asyncio.run(run(args))
 

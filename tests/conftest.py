@@ -1,5 +1,13 @@
-"""Shared fixtures: an app with scripted providers, speech clips (real ones where ../shared/audio exists,
-otherwise sentences the embedded TTS says), and a real aiortc client."""
+"""Shared fixtures: an app with scripted providers, speech clips (real ones where a folder of recorded speech
+exists, otherwise sentences the embedded TTS says), and a real aiortc client.
+
+Recorded human speech is not in the repository. The tests marked ``shared_audio`` read it from
+``$PARLEY_SHARED_AUDIO`` (default ``../shared/audio`` beside the checkout): a folder per language code
+(``en/``, ``fr/``, ``ja/``, ...) of 16-bit PCM mono WAV clips named ``<name>_48k.wav`` and ``<name>_16k.wav``
+with transcripts in ``<name>.txt``, and ``nonspeech/`` (noise, music, laughter, a bird). "Recorded speech" in
+bench/README.md lists the clips these tests name and public sources (LibriSpeech, FLEURS, Common Voice,
+ESC-50). Without the folder those tests are skipped with the reason.
+"""
 
 from __future__ import annotations
 
@@ -25,10 +33,13 @@ SHARED_AUDIO = Path(os.environ.get("PARLEY_SHARED_AUDIO", ROOT.parent / "shared"
 
 
 def shared_clip(relative: str) -> Path:
-    """A clip from ../shared/audio, or a skip that says why."""
+    """A clip from the recorded-speech folder ($PARLEY_SHARED_AUDIO), or a skip that says why."""
     path = SHARED_AUDIO / relative
     if not path.is_file():
-        pytest.skip(f"{path} is absent (the shared human speech clips are not on this machine)")
+        pytest.skip(
+            f"{path} is absent (recorded speech is not in the repository: set PARLEY_SHARED_AUDIO, "
+            "see 'Recorded speech' in bench/README.md)"
+        )
     return path
 
 

@@ -1,7 +1,7 @@
 """Language practice with the embedded models, in each of the 13 languages, over real WebRTC calls.
 
 Typed turns keep the time down (the model reads a new system prompt per language, about 5-10 s on 2 cores);
-two turns are spoken by real people (French and Japanese clips from ../shared/audio), and Whisper reads the
+two turns are spoken by real people (French and Japanese recordings, see tests/conftest.py), and Whisper reads the
 bot's reply audio back. The reply must be in the language (the drift check on every sentence) and said by
 that language's voice. Whisper's language detection is not used on the reply audio: tried once on espeak-ng's
 voices (the 13 apology sentences), it guessed wrong for 8 of them (Spanish heard as Italian, Portuguese as
