@@ -1,4 +1,4 @@
-"""Does what the person said so far sound finished? A turn-end cue beyond silence.
+"""Does what the person said so far sound unfinished? A turn-end cue beyond silence.
 
 The speculative transcription that starts at a pause (see ``Call._speculate``) arrives while the hang-over
 is still running. When its words trail off ("... because", "and the", "I think that,", "..."), the person is
