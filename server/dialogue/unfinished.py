@@ -10,22 +10,10 @@ from __future__ import annotations
 
 import re
 
+from server.languages import LANGUAGES
+
 UNFINISHED_EXTRA_MS = 1000
 
-# Words a sentence does not end on: conjunctions, articles, prepositions, fillers. Per language where the
-# list is short and clear; other languages use the punctuation cue only.
-_TRAILING = {
-    "en": "and but or because since although though if when while which whose the a an to of in on at for with "
-    "from by into than um uh er erm my your our their i",
-    "es": "y e o u pero porque que como cuando si el la los las un una de del en con por para mi tu su es eh este",
-    "fr": "et ou mais donc parce que qui quand si le la les un une de des du en avec pour par mon ma ton ta "
-    "son sa est euh",
-    "de": "und oder aber weil dass wenn als der die das den dem ein eine einen zu von mit für auf in im ist äh ähm",
-    "it": "e o ma perché che quando se il lo la i gli le un una di del della in con per mio mia è ehm",
-    "pt": "e ou mas porque que quando se o a os as um uma de do da em com para por meu minha é né",
-    "nl": "en of maar omdat dat als de het een van in op met voor naar mijn is eh uh",
-}
-_WORDS = {language: frozenset(words.split()) for language, words in _TRAILING.items()}
 # "that" ends "I like that." but not "the difference is that": only after these words.
 _THAT_AFTER = frozenset("is was think thought say said know believe mean means so".split())
 _TRAILING_MARKS = ("...", "…", ",", "-", "—", ":", "、", "，")
@@ -43,4 +31,7 @@ def looks_unfinished(text: str, language: str) -> bool:
     words = _WORD.findall(stripped.lower())
     if language == "en" and len(words) > 1 and words[-1] == "that":
         return words[-2] in _THAT_AFTER
-    return bool(words) and words[-1] in _WORDS.get(language, frozenset())
+    # Words a sentence does not end on, per language (server/languages.py); where the table has none, the
+    # punctuation above is the only cue.
+    trailing = LANGUAGES[language].unfinished if language in LANGUAGES else frozenset()
+    return bool(words) and words[-1] in trailing
