@@ -57,6 +57,11 @@ class Language:
     def latin(self) -> bool:
         return self.scripts == ("latin",)
 
+    def public(self) -> dict[str, str | bool]:
+        """What the call page needs (``GET /languages``)."""
+        return {"code": self.code, "name": self.name, "native_name": self.native, "direction": self.direction,
+                "neural_voice": self.piper is not None}  # fmt: skip
+
 
 _LANGUAGES = (
     Language(
@@ -210,3 +215,8 @@ DEFAULT_LANGUAGE = "en"
 ENDERS = "".join(dict.fromkeys(c for language in _LANGUAGES for c in language.enders))
 # The language each native script tells apart (kana: Japanese, han alone: Chinese, ...); Latin needs words.
 BY_SCRIPT = {language.scripts[0]: code for code, language in LANGUAGES.items() if not language.latin}
+
+
+def catalogue() -> dict[str, object]:
+    """``GET /languages``: the languages a call may use, in the table's order, for the call page's picker."""
+    return {"default": DEFAULT_LANGUAGE, "languages": [language.public() for language in LANGUAGES.values()]}

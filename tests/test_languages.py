@@ -8,6 +8,8 @@ from dataclasses import fields
 
 import pytest
 
+from server.app import create_app
+from server.config import Settings
 from server.dialogue import language_check, text, unfinished
 from server.dialogue.drift_guard import heard_languages, remind
 from server.dialogue.modes import APOLOGIES, PERSONAS
@@ -16,6 +18,7 @@ from server.languages import BY_SCRIPT, DEFAULT_LANGUAGE, ENDERS, LANGUAGES, Lan
 from server.providers.base import VoiceStyle
 from server.providers.local import tts, whisper
 from server.scripts import CJK_SCRIPTS, SCRIPTS
+from tests.fakes import fake_providers
 
 # Fields a language may leave empty, and why: a Piper voice exists for English only; unfinished-turn words are
 # listed where the list is short and clear (Latin-script languages), and frequent words tell apart only the
@@ -107,3 +110,17 @@ def test_cjk_ranges_are_defined_once_and_shared():
     for leak in ("漢", "カ", "ｶ", "한", "\u3131", "\uf900"):  # Han, kana, half-width kana, Hangul, jamo, compat Han
         assert text.spoken(f"a {leak} b", "en") == "a b", leak
     assert whisper.drop_repeats("한국한국한국한국") == "한국"
+
+
+async def test_get_languages_lists_the_table_for_the_call_page(aiohttp_client):
+    client = await aiohttp_client(create_app(Settings(ice_loopback=True), lambda _s: fake_providers()))
+    resp = await client.get("/languages")
+    assert resp.status == 200 and resp.content_type == "application/json"
+    body = await resp.json()
+    assert body["default"] == DEFAULT_LANGUAGE
+    assert [entry["code"] for entry in body["languages"]] == list(LANGUAGES)
+    arabic = next(entry for entry in body["languages"] if entry["code"] == "ar")
+    assert arabic == {"code": "ar", "name": "Arabic", "native_name": "العربية", "direction": "rtl",
+                      "neural_voice": False}  # fmt: skip
+    assert [e["code"] for e in body["languages"] if e["neural_voice"]] == ["en"]
+    assert (await client.post("/languages")).status == 405
