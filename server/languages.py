@@ -1,4 +1,6 @@
-"""Every supported language in one table: adding a language is one entry here.
+"""Every supported language in one table: adding a language is one entry here (plus its Unicode ranges in
+``server/scripts.py`` if it brings a new script, and the weights in ``providers/local/weights.py`` if it names a
+new Piper voice).
 
 Everything else reads this table: the personas' prompts, greetings and apologies (``dialogue/modes.py``), the
 drift check's scripts and frequent words (``dialogue/language_check.py``), the unfinished-turn words
