@@ -24,8 +24,9 @@ from collections.abc import AsyncIterator
 from server.config import Settings
 from server.dialogue.drift_guard import guard
 from server.dialogue.language_check import check
-from server.dialogue.modes import LANGUAGE_PRACTICE, LANGUAGES
+from server.dialogue.modes import LANGUAGE_PRACTICE
 from server.dialogue.text import SentenceSplitter
+from server.languages import LANGUAGES
 from server.providers.base import ChatMessage, ChatModel, VoiceStyle
 
 # What a learner might say or type, one line with a mistake in each language.
@@ -116,7 +117,7 @@ async def run(languages: list[str], per_language: int, verbose: bool) -> None:
     print(f"\nLLM: {type(providers.llm).__name__} {settings.llm_model or ''}  ({time.monotonic() - started:.0f} s)")
     print(f"{'language':<14} {'replies':>7} {'raw':>6} {'spoken':>7} {'tries':>6}  voice")
     for language, n, raw_ok, spoken_ok, tries, voice in rows:
-        print(f"{language + ' ' + LANGUAGES[language]:<14} {n:>7} {raw_ok:>6} {spoken_ok:>7} {tries:>6}  {voice}")
+        print(f"{language + ' ' + LANGUAGES[language].name:<14} {n:>7} {raw_ok:>6} {spoken_ok:>7} {tries:>6}  {voice}")
     total = sum(r[1] for r in rows)
     print(f"{'all':<14} {total:>7} {sum(r[2] for r in rows) / total:>6.0%} {sum(r[3] for r in rows) / total:>7.0%}")
 

@@ -15,6 +15,7 @@ import sys
 import time
 
 from client.call import CallClient, read_wav, write_wav
+from server.languages import LANGUAGES
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -75,7 +76,7 @@ def main() -> int:
     parser.add_argument("--out", help="where to write what the bot said (48 kHz WAV)")
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     parser.add_argument("--mode", choices=("interview", "language", "chat"))
-    parser.add_argument("--language")
+    parser.add_argument("--language", choices=tuple(LANGUAGES), help="left out: the server's default")
     parser.add_argument("--token", default=os.environ.get("PARLEY_TOKEN"), help="the server's bearer token")
     parser.add_argument("--timeout", type=float, default=90.0)
     parser.add_argument("--no-greeting", action="store_true", help="play the WAV at once, over the greeting")

@@ -14,6 +14,7 @@ from server import admission, ice, signalling
 from server.audio.vad import SileroModel
 from server.config import Settings
 from server.drain import DRAIN, Drain
+from server.languages import catalogue
 from server.metrics import Metrics
 from server.providers.base import ProviderError, Providers
 from server.providers.local import weights
@@ -76,6 +77,7 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/status", status)
     app.router.add_get("/ice", ice_servers)
+    app.router.add_get("/languages", languages)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/offer", offer)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
@@ -166,6 +168,11 @@ async def healthz(request: web.Request) -> web.Response:
 async def ice_servers(request: web.Request) -> web.Response:
     """The STUN/TURN servers the call page should use (the same the server uses)."""
     return web.json_response({"iceServers": request.app[ICE_SERVERS]})
+
+
+async def languages(request: web.Request) -> web.Response:
+    """The languages a call may use (server/languages.py): the call page fills its picker from them."""
+    return web.json_response(catalogue())
 
 
 async def status(request: web.Request) -> web.Response:

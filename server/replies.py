@@ -21,7 +21,7 @@ from server.dialogue.drift_guard import guard, heard_languages, reply_language
 from server.dialogue.interview import Interview, reply_deltas
 from server.dialogue.modes import APOLOGIES, Persona
 from server.dialogue.turn import Reply, TurnClock
-from server.dialogue.turn_end import UNFINISHED_EXTRA_MS, looks_unfinished
+from server.dialogue.unfinished import UNFINISHED_EXTRA_MS, looks_unfinished
 from server.metrics import Metrics
 from server.providers.base import ProviderError, Providers, VoiceStyle
 

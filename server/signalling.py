@@ -13,7 +13,8 @@ from aiohttp.web_protocol import RequestPayloadError
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 from server.audio.inbound import shorten_jitter_buffer
-from server.dialogue.modes import DEFAULT_LANGUAGE, DEFAULT_MODE, LANGUAGES, PERSONAS
+from server.dialogue.modes import DEFAULT_MODE, PERSONAS
+from server.languages import DEFAULT_LANGUAGE, LANGUAGES
 
 logger = logging.getLogger(__name__)
 

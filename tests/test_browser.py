@@ -20,6 +20,7 @@ from aiohttp import web
 
 from client.call import RATE, write_wav
 from server.app import CALLS
+from server.languages import LANGUAGES
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
@@ -228,6 +229,43 @@ async def test_a_person_types_and_reads_live_captions_in_chromium(
     assert llm.requests[-1][-1]["content"].startswith(typed)  # (with a note to reply in French: see drift_guard)
     captions = [e["text"] for e in events if e["type"] == "caption"]
     assert captions[-2:] == ["Je vais au cinéma.", "Et toi, tu fais quoi ?"], captions
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} is missing (apt-get install chromium to run it)")
+async def test_the_language_picker_lists_the_servers_languages_in_chromium(
+    start_server: Callable[..., Any], silence: Callable[[float], np.ndarray], tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    mic = tmp_path / "mic.wav"
+    write_wav(mic, silence(1.0))  # nobody speaks: the greeting is the check
+    url = await start_server(fake_providers(FakeSTT(), FakeLLM("Muy bien.")))
+
+    async with async_playwright() as p:
+        browser, page = await open_page(p, tmp_path, str(mic), url)
+        try:
+            # The page has English alone until GET /languages answers; then every language, in its own name.
+            options = page.locator("#language option")
+            await expect(options).to_have_count(len(LANGUAGES))
+            listed = await options.evaluate_all("(os) => os.map((o) => [o.value, o.textContent, o.dir, o.title])")
+            assert listed == [[code, lang.native, lang.direction, lang.name] for code, lang in LANGUAGES.items()]
+            await expect(page.locator("#language")).to_have_value("en")
+
+            # A language chosen there is the call's: the practice greeting comes in Spanish.
+            await page.select_option("#mode", "language")
+            await page.select_option("#language", "es")
+            await page.check("#captions")
+            await page.click("#call")
+            await expect(page.locator("#state")).to_have_text("Listening", timeout=20_000)
+            greeting = f"Bot: {LANGUAGES['es'].practice_greeting}"
+            await expect(page.locator("#transcript li").first).to_have_text(greeting)
+            events: list[dict[str, Any]] = await page.evaluate("__probe.events")
+            assert first(events, lambda e: e["type"] == "ready")["language"] == "es"
+            await page.get_by_role("button", name="End call").click()
+            await expect(page.locator("#state")).to_have_text("Not in a call")
+        finally:
+            await browser.close()
 
 
 async def test_the_interview_scorecard_shows_on_the_page_when_the_call_ends(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from server.dialogue.conversation import Conversation
-from server.dialogue.modes import LANGUAGES, PERSONAS
+from server.dialogue.modes import PERSONAS
 from server.dialogue.text import SentenceSplitter, heard_part, spoken
+from server.languages import LANGUAGES
 
 
 def feed_tokens(text: str) -> list[str]:
@@ -32,6 +33,20 @@ def test_a_long_first_sentence_is_cut_at_a_clause_for_a_faster_start():
 
 def test_cjk_sentences_end_without_spaces():
     assert feed_tokens("你好。我们开始吧！") == ["你好。", "我们开始吧！"]
+
+
+def test_hindi_sentences_end_at_the_danda():
+    text = "कल मैं सिनेमा गया था। आपने कौन सी फ़िल्म देखी? बहुत अच्छा"
+    assert feed_tokens(text) == ["कल मैं सिनेमा गया था।", "आपने कौन सी फ़िल्म देखी?", "बहुत अच्छा"]
+    splitter = SentenceSplitter()
+    assert splitter.feed("नमस्ते।") == ["नमस्ते।"]  # at once: a danda is never inside a word or a number
+
+
+def test_arabic_sentences_end_at_its_question_mark():
+    text = "ماذا فعلت اليوم؟ ذهبت إلى السوق. وأنت؟"
+    assert feed_tokens(text) == ["ماذا فعلت اليوم؟", "ذهبت إلى السوق.", "وأنت؟"]
+    splitter = SentenceSplitter()
+    assert splitter.feed("كيف حالك؟") == ["كيف حالك؟"]
 
 
 def test_spoken_form_drops_markdown_and_reads_symbols():
@@ -83,5 +98,5 @@ def test_history_marks_interruptions_and_keeps_a_stable_window():
 
 def test_every_mode_speaks_every_language():
     for persona in PERSONAS.values():
-        for code, name in LANGUAGES.items():
-            assert name in persona.system_prompt(code)
+        for code, language in LANGUAGES.items():
+            assert language.name in persona.system_prompt(code)

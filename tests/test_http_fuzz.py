@@ -21,7 +21,7 @@ from tests.test_fuzz import json_values, messages
 from tests.test_signalling import client_offer
 
 TOKEN = "fuzz-token"
-ROUTES = ["/", "/offer", "/healthz", "/status", "/ice", "/metrics", "/static/app.js", "/static/", "/nope"]
+ROUTES = ["/", "/offer", "/healthz", "/status", "/ice", "/languages", "/metrics", "/static/app.js", "/static/", "/nope"]
 TRICKY_PATHS = ["/static/../server/app.py", "/static/%2e%2e/%2e%2e/pyproject.toml", "/static//etc/passwd",
                 "/offer/", "//offer", "/offer?x=1", "/%00", "/static/app.js%00.html", "/" + "a" * 3000]  # fmt: skip
 STATIC_FILES = {p.read_bytes() for p in STATIC.iterdir()}

@@ -19,7 +19,7 @@ import pytest
 from bench.languages import LEARNER_LINES, in_language
 from client.call import read_wav
 from server.config import Settings
-from server.dialogue.modes import LANGUAGES
+from server.languages import LANGUAGES
 from server.providers.base import AudioChunk, ChatMessage, Providers, VoiceStyle
 from server.providers.local.tts import ESPEAK_VOICES, PIPER_VOICE
 from tests.conftest import shared_clip
@@ -31,7 +31,7 @@ SETTINGS = Settings(ice_loopback=True, hangover_ms=700, llm_max_tokens=48)
 
 
 def expected_voice(language: str) -> str:
-    return f"piper:{PIPER_VOICE}" if language == "en" else f"espeak:{ESPEAK_VOICES[language]}"
+    return f"piper:{PIPER_VOICE}" if LANGUAGES[language].piper else f"espeak:{ESPEAK_VOICES[language]}"
 
 
 class Recorder:
@@ -85,7 +85,7 @@ async def test_a_typed_turn_is_answered_in_the_language_with_its_voice(
     assert said["text"] and in_language(said["text"], language), said["text"]
     reply_voices = {voice for text, voice in recorder.voices if text in said["text"]}
     assert reply_voices == {expected_voice(language)}, recorder.voices
-    assert f"Reply only in {LANGUAGES[language]}" in recorder.prompts[-1][0]["content"]
+    assert f"Reply only in {LANGUAGES[language].name}" in recorder.prompts[-1][0]["content"]
 
 
 @pytest.mark.shared_audio

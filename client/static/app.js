@@ -203,6 +203,29 @@ function sendMode() {
 $("mode").addEventListener("change", sendMode);
 $("language").addEventListener("change", sendMode);
 
+// The language picker lists the server's languages (GET /languages), each in its own name and direction. Until
+// they come (or if they never do) English, the server's default, is the one choice: a call still works.
+async function loadLanguages() {
+  try {
+    const response = await fetch("/languages");
+    if (!response.ok) throw new Error("GET /languages answered " + response.status);
+    const { languages, default: fallback } = await response.json();
+    const picker = $("language");
+    const chosen = picker.value;
+    picker.replaceChildren(...languages.map((language) => {
+      const option = new Option(language.native_name, language.code);
+      option.lang = language.code;
+      option.dir = language.direction;
+      option.title = language.name;
+      return option;
+    }));
+    picker.value = languages.some((language) => language.code === chosen) ? chosen : fallback;
+  } catch (err) {
+    console.warn("the language list did not load; English only:", err);
+  }
+}
+loadLanguages();
+
 function endCall() {
   if (meterTimer) clearInterval(meterTimer);
   meterTimer = null;

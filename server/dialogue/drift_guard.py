@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 
 from server.dialogue.language_check import check, detect, settled
-from server.dialogue.modes import LANGUAGES
 from server.dialogue.text import SentenceSplitter
+from server.languages import LANGUAGES
 from server.providers.base import ChatMessage
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,8 @@ async def _sentences(stream: AsyncIterator[str], language: str) -> AsyncIterator
 def remind(messages: list[ChatMessage], language: str) -> list[ChatMessage]:
     """The messages with a note on the person's last one naming the reply's language."""
     *before, last = messages
-    return [*before, {"role": last["role"], "content": f"{last['content']}\n({REMINDER.format(LANGUAGES[language])})"}]
+    note = REMINDER.format(LANGUAGES[language].name)
+    return [*before, {"role": last["role"], "content": f"{last['content']}\n({note})"}]
 
 
 async def guard(

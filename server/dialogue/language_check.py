@@ -12,57 +12,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# Script of each unit, by Unicode block.
-_SCRIPTS = {
-    "han": "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff",
-    "kana": "\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9d",
-    "hangul": "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af",
-    "arabic": "\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff",
-    "devanagari": "\u0900-\u097f\ua8e0-\ua8ff",
-    "cyrillic": "\u0400-\u04ff\u0500-\u052f",
-    "latin": "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff",
-}
+from server.languages import BY_SCRIPT, LANGUAGES
+from server.scripts import MARKS, SCRIPTS
+
 _CHARACTER_SCRIPTS = ("han", "kana")  # one unit per character
 _UNIT = re.compile(
-    "|".join(f"(?P<{name}>[{chars}]{'' if name in _CHARACTER_SCRIPTS else '+'})" for name, chars in _SCRIPTS.items())
-    + "|(?P<other>[^\\W\\d_])"  # a letter of a script none of the 13 languages uses (Greek, Thai, ...)
+    "|".join(f"(?P<{name}>[{chars}]{'' if name in _CHARACTER_SCRIPTS else '+'})" for name, chars in SCRIPTS.items())
+    + "|(?P<other>[^\\W\\d_])"  # a letter of a script none of the languages uses (Greek, Thai, ...)
 )
 # A mark inside a word (Devanagari vowel signs, Arabic harakat) is not a letter: it joins the word around it.
-_MARKS = re.compile(r"[\u0300-\u036f\u064b-\u065f\u0670\u0900-\u0903\u093a-\u094f\u0951-\u0957\u0962\u0963]")
+_MARKS = re.compile(f"[{MARKS}]")
 
-NATIVE_SCRIPTS = {
-    "zh": {"han"}, "ja": {"kana", "han"}, "ko": {"hangul"}, "ar": {"arabic"}, "hi": {"devanagari"},
-    "ru": {"cyrillic"},
-}  # fmt: skip
-LATIN_LANGUAGES = ("en", "es", "fr", "de", "pt", "it", "nl")
-
-# Frequent words that are (nearly) only found in one of the Latin-script languages. Words two of them share
-# ("de", "que", "la", "un", "je", "was", "is", "en", "du", "il", "por") are left out: they would count for both.
-STOP_WORDS: dict[str, frozenset[str]] = {
-    lang: frozenset(words.split())
-    for lang, words in {
-        "en": "the and are you your what that this with have did it's i'm i'd that's don't let's of for my how "
-        "about like can would there they be not but today really very good great yes it she we're you're "
-        "doesn't what's where why when which some any much many been has had will just",
-        "es": "el los las y es qué muy pero cómo hoy yo hiciste hace eso esto también gusta hay estoy fue "
-        "puedes quieres tienes usted tú mí mucho dónde cuándo hola gracias ahora así",
-        "pt": "os é você não um uma muito mas eu meu minha do dos na em isso isto também hoje fez gosta "
-        "gosto bem sim ao são tem foi pode quer seu sua ele ela estou então olá obrigado obrigada fazer "
-        "coisa agora nós",
-        "fr": "les et est c'est vous elle nous une des qui pas ne très mais avec pour dans sur ce cette ça "
-        "aujourd'hui fait oui mon ton quoi j'ai qu'est aussi au aux être suis comme alors peux bonjour merci "
-        "tout où parce qu'il n'est",
-        "de": "der die das und ist ich du nicht ein eine einen mit auf für sehr aber auch heute hast hat bin "
-        "bist sie wir zu den dem im mir dich dir gut nein gemacht schön noch schon oder wenn dass gerne mal "
-        "hallo danke etwas jetzt warum",
-        "it": "gli è che non molto anche oggi hai ho sono ti io cosa come della delle nel nella questo questa "
-        "bene sì fatto piace perché ciao facciamo dove dei alla alle allora davvero grazie anch'io c'è "
-        "qualcosa adesso",
-        "nl": "het een van niet ik jij wat dat met op voor zijn maar ook heb hebt heeft vandaag gedaan leuk "
-        "goed mooi naar om hoe wij jullie nog wel kun kunt graag waar mijn jouw bent dank bedankt iets nu "
-        "waarom",
-    }.items()
-}
+NATIVE_SCRIPTS = {code: set(language.scripts) for code, language in LANGUAGES.items()}
+LATIN_LANGUAGES = tuple(code for code, language in LANGUAGES.items() if language.latin)
+# Frequent words that are (nearly) only found in one of the Latin-script languages (server/languages.py).
+STOP_WORDS = {code: language.stop_words for code, language in LANGUAGES.items() if language.stop_words}
 LOOP_REPEATS = 3
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
 
@@ -160,9 +124,8 @@ def detect(text: str) -> str | None:
     script = max(counts, key=lambda s: counts[s])
     if counts.get("kana"):
         return "ja"  # Japanese mixes kana and Han; kana appear in no other language
-    by_script = {"han": "zh", "hangul": "ko", "arabic": "ar", "devanagari": "hi", "cyrillic": "ru"}
-    if script in by_script:
-        return by_script[script]
+    if script in BY_SCRIPT:
+        return BY_SCRIPT[script]
     if script == "latin":
         return latin_language(text)
     return None

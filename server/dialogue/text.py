@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import re
 
-# A sentence ends at . ! ? … followed by a space (or CJK full stops anywhere), not inside "e.g." or "3.5".
+from server.languages import ENDERS, LANGUAGES, WESTERN_ENDERS
+from server.scripts import CJK
+
+# A sentence ends at . ! ? … followed by a space, not inside "e.g." or "3.5"; at any other language's ender
+# (。！？ । ؟, server/languages.py) where it stands. Every language's enders count: a chat reply may switch.
+_AT_ONCE = "".join(c for c in ENDERS if c not in WESTERN_ENDERS)
 _END = re.compile(
-    r"(?<!\b[A-Z])(?<!\be\.g)(?<!\bi\.e)(?<!\bMr)(?<!\bMrs)(?<!\bDr)(?<!\bvs)[.!?…]+[\"')\]]*\s|[。！？]|\n+"
+    r"(?<!\b[A-Z])(?<!\be\.g)(?<!\bi\.e)(?<!\bMr)(?<!\bMrs)(?<!\bDr)(?<!\bvs)"
+    rf"[{re.escape(WESTERN_ENDERS)}]+[\"')\]]*\s|[{re.escape(_AT_ONCE)}]|\n+"
 )
 # The first sentence may be cut earlier, at a clause, so the first audio starts sooner.
 _CLAUSE = re.compile(r"[,;:]\s")
@@ -14,9 +20,9 @@ FIRST_CLAUSE_MIN = 30
 
 _MARKDOWN = re.compile(r"(\*\*|__|`+|^#+\s*|^\s*[-*+]\s+|^\s*\d+\.\s+)", re.MULTILINE)
 _BIG_O = re.compile(r"\bO\(([^)]{1,12})\)")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
+_CJK = re.compile(f"[{CJK}]+")
 _EMOJI = re.compile(r"[\U0001f300-\U0001faff\u2600-\u27bf]")
-CJK_LANGUAGES = {"zh", "ja", "ko"}
+CJK_LANGUAGES = {code for code, language in LANGUAGES.items() if language.cjk}
 
 
 _FENCED = re.compile(r"```.*?(```|$)", re.DOTALL)  # a code block is not read out

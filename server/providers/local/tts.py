@@ -14,19 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
+from server.languages import LANGUAGES
 from server.providers.base import AudioChunk, ProviderError, VoiceStyle
 from server.providers.local import weights
 from server.providers.local.threads import stream_from_thread
 
 logger = logging.getLogger(__name__)
 
-# espeak-ng voice per supported language.
-ESPEAK_VOICES = {
-    "en": "en-us", "es": "es", "fr": "fr-fr", "de": "de", "zh": "cmn", "hi": "hi", "ja": "ja",
-    "ko": "ko", "pt": "pt-br", "ar": "ar", "ru": "ru", "it": "it", "nl": "nl",
-}  # fmt: skip
-PIPER_LANGUAGES = {"en"}
+# Voices per language come from the language table (server/languages.py). Joe is the one Piper voice installed
+# (weights.PIPER_JOE): a language the table gives it speaks with Piper, every other one with espeak-ng.
 PIPER_VOICE = "en_US-joe-medium"
+ESPEAK_VOICES = {code: language.espeak for code, language in LANGUAGES.items()}
+PIPER_LANGUAGES = {code for code, language in LANGUAGES.items() if language.piper == PIPER_VOICE}
 WORDS_PER_MINUTE = 165  # espeak-ng's speed at rate 1.0 (its default, 175, is hurried for a learner)
 
 

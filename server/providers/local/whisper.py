@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from server.languages import LANGUAGES
 from server.providers.base import ProviderError
 from server.providers.local import weights
+from server.scripts import CJK
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +48,11 @@ def _key(sentence: str) -> str:
 # A word said four times running, or a CJK run of 1-8 characters four times without spaces, is Whisper stuck in
 # a loop (seen: "牛奶 牛奶 牛奶 ..." up to the token cap), not speech: three ("no no no") can be.
 _WORD_LOOP = re.compile(r"(?<!\S)(\S+)(?:\s+\1){3,}(?!\S)")
-_CJK_LOOP = re.compile(r"([\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]{1,8}?)\1{3,}")
+_CJK_LOOP = re.compile(f"([{CJK}]{{1,8}}?)\\1{{3,}}")
+
+
+# Whisper's language codes back to the table's (the same ISO codes for the 13 languages today).
+_FROM_WHISPER = {language.whisper: code for code, language in LANGUAGES.items()}
 
 
 def drop_repeats(text: str) -> str:
@@ -62,7 +68,7 @@ def drop_repeats(text: str) -> str:
 
 def max_tokens(seconds: float, language: str) -> int:
     """A cap on tokens for this much speech, so a repetition loop ends early (CJK needs more per second)."""
-    per_second = 16 if language in ("zh", "ja", "ko") else 8
+    per_second = 16 if language in LANGUAGES and LANGUAGES[language].cjk else 8
     return min(MAX_TOKENS, 12 + int(per_second * seconds))
 
 
@@ -82,7 +88,8 @@ class WhisperSTT:
     def _prompt(self, language: str) -> list[int]:
         from faster_whisper.tokenizer import Tokenizer
 
-        tokenizer = Tokenizer(self._whisper.hf_tokenizer, True, task="transcribe", language=language)
+        code = LANGUAGES[language].whisper if language in LANGUAGES else language
+        tokenizer = Tokenizer(self._whisper.hf_tokenizer, True, task="transcribe", language=code)
         return [*tokenizer.sot_sequence, tokenizer.no_timestamps]
 
     def transcribe_sync(
@@ -117,7 +124,7 @@ class WhisperSTT:
         of faster-whisper's own detection, which encodes a second, 30 s window). On 1.5 s of real speech it
         was right 34 times in 44, and every wrong guess had a probability under 0.75."""
         token, probability = self._whisper.model.detect_language(encoded)[0][0]
-        heard = token.strip("<|>")
+        heard = _FROM_WHISPER.get(token.strip("<|>"), token.strip("<|>"))
         if heard != language and heard in languages and probability >= DETECT_MIN_PROBABILITY:
             logger.debug("heard %s (p=%.2f), not %s", heard, probability, language)
             return heard

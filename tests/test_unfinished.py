@@ -10,7 +10,7 @@ import pytest
 
 from server.audio.vad import WINDOW_MS, SpeechDetector, VadEventKind
 from server.config import Settings
-from server.dialogue.turn_end import looks_unfinished
+from server.dialogue.unfinished import looks_unfinished
 from tests.fakes import FakeLLM, FakeSTT, fake_providers
 from tests.test_call import chat_call, is_
 
