@@ -11,6 +11,13 @@ def test_window_is_the_utterance_plus_two_seconds_between_5_and_30_s():
     assert encoder_frames(2900) == 3000  # never past Whisper's 30 s
 
 
+def test_window_lengths_come_in_half_second_steps_so_the_encoder_sees_few_shapes():
+    # Each new input shape costs oneDNN a cached primitive (~0.6 MB): exact lengths grew the server per turn.
+    assert encoder_frames(701) == 950 and encoder_frames(749) == 950 and encoder_frames(750) == 950
+    lengths = {encoder_frames(frames) for frames in range(0, 4000)}
+    assert len(lengths) == 51 and all(n % 50 == 0 for n in lengths)
+
+
 def test_repeated_sentences_are_cut():
     text = "These couples may choose an adoption plan. These couples may choose an adoption plan. These couples"
     assert drop_repeats(text) == "These couples may choose an adoption plan."

@@ -5,6 +5,13 @@ most of the cost of a short turn (1.5 s here for a 2 s question). CTranslate2 ac
 the features are cut to the utterance plus 2 s of padding (at least 5 s): about 4x faster on this machine,
 and on 19 clips in 8 languages the words changed about as often for the better as for the worse
 (``python -m bench.stt_window``). Short windows can make Whisper repeat its last sentence; repeats are cut.
+
+The window's length is rounded up to a whole step (``WINDOW_STEP_FRAMES``). CTranslate2 runs the encoder's
+convolutions on oneDNN, which builds (JIT-compiles) a primitive for every new input shape and keeps it in a
+process-wide cache of up to 1,024 entries: with a window cut to each utterance's exact length, nearly every
+turn and every partial transcript was a new shape, and the server grew by about 0.6 MB per transcription
+(``python -m bench.soak``; flat with ``ONEDNN_PRIMITIVE_CACHE_CAPACITY=0``). Rounded, there are at most 51
+window lengths between 5 and 30 s, so the cache stops growing after a few calls and its primitives are reused.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 FRAMES_PER_SECOND = 100  # Whisper's mel frames
 MIN_WINDOW_S, WINDOW_MARGIN_S, MAX_WINDOW_S = 5, 2, 30
+WINDOW_STEP_FRAMES = 50  # windows come in 0.5 s steps: a bounded set of shapes (see above)
 # Whisper's own "no speech" verdict, with a low score, means it is inventing words (e.g. "Thank you." on noise).
 NO_SPEECH_PROB, LOW_SCORE = 0.6, -1.0
 MAX_TOKENS = 160
@@ -35,10 +43,11 @@ DETECT_MIN_PROBABILITY = 0.8  # below it, a short utterance's language guess is 
 
 
 def encoder_frames(feature_frames: int) -> int:
-    """Mel frames the encoder reads: the utterance plus a margin, between 5 and 30 s."""
+    """Mel frames the encoder reads: the utterance plus a margin, rounded up to a 0.5 s step, between 5 and 30 s."""
     margin = WINDOW_MARGIN_S * FRAMES_PER_SECOND
     lowest, highest = MIN_WINDOW_S * FRAMES_PER_SECOND, MAX_WINDOW_S * FRAMES_PER_SECOND
-    return min(highest, max(lowest, feature_frames + margin))
+    rounded = -(-(feature_frames + margin) // WINDOW_STEP_FRAMES) * WINDOW_STEP_FRAMES
+    return min(highest, max(lowest, rounded))
 
 
 def _key(sentence: str) -> str:
