@@ -4,9 +4,7 @@ otherwise sentences the embedded TTS says), and a real aiortc client."""
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,18 +17,6 @@ from server.config import Settings
 from server.providers.base import Providers
 from server.providers.local.tts import PiperTTS
 from tests.fakes import fake_providers
-
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_AUDIO = Path(os.environ.get("PARLEY_SHARED_AUDIO", ROOT.parent / "shared" / "audio"))
-
-
-def shared_clip(relative: str) -> Path:
-    """A clip from ../shared/audio, or a skip that says why."""
-    path = SHARED_AUDIO / relative
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (the shared human speech clips are not on this machine)")
-    return path
-
 
 @pytest.fixture(scope="session")
 def piper() -> PiperTTS:
@@ -111,6 +97,6 @@ async def call_client() -> AsyncIterator[Callable[..., asyncio.Future]]:
 @pytest.fixture(scope="session")
 def real_providers() -> Providers:
     """The embedded models (Whisper base, Qwen2.5-Coder-1.5B, Piper), loaded once for the session."""
-    from server.providers.local import load_local
+    from server.providers.registry import load_local
 
     return load_local(Settings())

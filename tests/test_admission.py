@@ -12,7 +12,7 @@ from server.admission import OfferRateLimiter
 from server.app import CALLS, METRICS, MODELS, create_app
 from server.config import Settings
 from tests.fakes import fake_providers
-from tests.test_signalling import client_offer
+from tests.helpers import client_offer
 
 
 async def started(aiohttp_client, settings: Settings):

@@ -11,7 +11,7 @@ import pytest
 
 from server.dialogue.ahead import ListeningAhead, listens_ahead
 from tests.fakes import FakeLLM, FakeSTT, fake_providers
-from tests.test_call import chat_call, is_
+from tests.helpers import chat_call, is_
 
 RATE = 16_000
 SENTENCE = "I went hiking in the mountains with my sister last weekend."

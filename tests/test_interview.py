@@ -24,7 +24,7 @@ from tests.interview_script import (
     question_at_end,
     read_reply,
 )  # fmt: skip
-from tests.test_call import is_
+from tests.helpers import is_
 
 # What the scripted model says for each kind of answer: for a wrong one it praises, as the 1.5B model does.
 FEEDBACK = {

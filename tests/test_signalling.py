@@ -6,23 +6,11 @@ import asyncio
 import threading
 
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
 
 from server.app import CALLS, MODELS, create_app
 from server.config import Settings
 from tests.fakes import fake_providers
-
-
-async def client_offer(video_only: bool = False, send_audio: bool = True) -> str:
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    if video_only:
-        pc.addTransceiver("video")
-    else:
-        pc.addTransceiver("audio", direction="sendrecv" if send_audio else "recvonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp
+from tests.helpers import client_offer
 
 
 @pytest.fixture

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 
-from server.config import Settings
-from server.providers.base import Providers
-
 # llama.cpp and CTranslate2 run on OpenMP, whose threads by default spin for a while after each operation,
 # waiting for the next. On 2 cores shared with Piper (next sentence's speech) and Whisper that spinning takes
 # the cores from them: Piper took twice as long while the LLM generated. Passive threads sleep at once. Side by
@@ -15,11 +12,3 @@ from server.providers.base import Providers
 # environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-
-def load_local(settings: Settings) -> Providers:
-    """The embedded STT, LLM and TTS whatever the settings say (the tests' real-model fixture)."""
-    from dataclasses import replace
-
-    from server.providers.registry import build
-
-    return build(replace(settings, stt="local", llm="local", tts="local"))

@@ -1,0 +1,48 @@
+"""Helpers shared by test files (test files never import each other): paths, event matchers, calls, offers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
+
+from client.call import CallClient
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_AUDIO = Path(os.environ.get("PARLEY_SHARED_AUDIO", ROOT.parent / "shared" / "audio"))
+
+
+def shared_clip(relative: str) -> Path:
+    """A clip from ../shared/audio, or a skip that says why."""
+    path = SHARED_AUDIO / relative
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (the shared human speech clips are not on this machine)")
+    return path
+
+
+def is_(kind: str, **fields: object):
+    """Matches an event of ``kind`` whose ``fields`` have the given values."""
+    return lambda e: e["type"] == kind and all(e.get(k) == v for k, v in fields.items())
+
+
+async def chat_call(start_server, call_client, providers, echo_gain: float = 0.0) -> tuple[CallClient, float]:
+    """A chat-mode call to a server with ``providers`` (hang-over 500 ms), once its greeting is over. With
+    ``echo_gain``, the client's microphone picks up what it plays, as loudspeakers would."""
+    url = await start_server(providers)
+    call = await call_client(url, mode="chat")
+    call.mic.echo_gain = echo_gain
+    return call, await call.wait_listening()
+
+
+async def client_offer(video_only: bool = False, send_audio: bool = True) -> str:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    if video_only:
+        pc.addTransceiver("video")
+    else:
+        pc.addTransceiver("audio", direction="sendrecv" if send_audio else "recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return sdp
