@@ -14,7 +14,6 @@ import numpy as np
 from aiortc import RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from server.admission import watch_call_limits
 from server.audio.echo import EchoGate
 from server.audio.hearing import Hearing
 from server.audio.inbound import VAD_RATE, WINDOW, InboundAudio
@@ -89,7 +88,7 @@ class Call(Replies):
     # -- wiring ---------------------------------------------------------------------------------------------
     def attach(self) -> None:
         pc = self.pc
-        self._spawn(watch_call_limits(self))
+        self._spawn(self._watch_limits())
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
@@ -120,6 +119,17 @@ class Call(Replies):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def _watch_limits(self) -> None:
+        """Ends a call that ran too long, or in which the person has said nothing for a long time."""
+        settings = self.settings
+        while True:
+            now = time.monotonic()
+            if now - self.started_at >= settings.max_call_s:
+                return self.end("max_duration")
+            if now - self.last_activity >= settings.idle_s:
+                return self.end("idle")
+            await asyncio.sleep(min(1.0, settings.idle_s / 4, settings.max_call_s / 4))
 
     def end(self, reason: str) -> None:
         """Ends the call from inside it: the client is told why, then the connection is closed."""
