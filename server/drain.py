@@ -12,13 +12,15 @@ from typing import Protocol
 
 from aiohttp import web
 
+from server.protocol import EndReason
+
 logger = logging.getLogger(__name__)
 
 CLOSE_WAIT_S = 5.0  # at most this long for the calls to close after they were told
 
 
 class Endable(Protocol):
-    def end(self, reason: str) -> None: ...
+    def end(self, reason: EndReason) -> None: ...
 
 
 class Drain:

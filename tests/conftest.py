@@ -18,6 +18,31 @@ from server.providers.base import Providers
 from server.providers.local.tts import PiperTTS
 from tests.fakes import fake_providers
 
+# The fast tier (make test-fast, pytest -m fast): every test that starts no server, places no call, loads no model
+# and runs no subprocess. It is marked here by what a test uses, so a new unit test joins it by itself.
+SLOW_FIXTURES = {
+    "start_server", "call_client", "started_apps", "aiohttp_client", "tts_speech", "piper", "real_providers",
+    "silero", "fake",  # fake: test_openai's OpenAI-compatible server
+}  # fmt: skip
+SLOW_MARKERS = ("real_models", "browser", "shared_audio")
+SLOW_MODULES = {  # servers in subprocesses, espeak-ng, a browser, hypothesis over HTTP
+    "test_drain", "test_soak", "test_turn_relay", "test_llama_server", "test_voices", "test_http_fuzz",
+    "test_real_models", "test_languages_real", "test_browser",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+        slow = (
+            module in SLOW_MODULES
+            or not SLOW_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+            or any(item.get_closest_marker(marker) for marker in SLOW_MARKERS)
+        )
+        if not slow:
+            item.add_marker(pytest.mark.fast)
+
+
 @pytest.fixture(scope="session")
 def piper() -> PiperTTS:
     """The embedded English voice, loaded once: for a bot that speaks real speech with scripted words."""

@@ -77,7 +77,7 @@ async def test_valid_offer_is_answered_and_shutdown_closes_the_call(aiohttp_clie
     answer = await resp.json()
     assert answer["type"] == "answer" and "m=audio" in answer["sdp"] and answer["session_id"]
     call = app[CALLS][answer["session_id"]]
-    assert call.mode == "chat"
+    assert call.responder.mode == "chat"
     await client.server.close()  # runs on_shutdown
     assert call.closed.is_set() and call.pc.connectionState == "closed"
 

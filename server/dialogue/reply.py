@@ -1,4 +1,5 @@
-"""One spoken reply: text deltas -> sentences -> speech -> the outgoing track, cancellable at any point.
+"""One reply: its handle (task, confirmation, gate, clock, what was heard), its speech (text deltas ->
+sentences -> speech -> the outgoing track, cancellable at any point) and its timings.
 
 Sentences are synthesized while the model is still generating the next ones. The reply knows what the person
 heard: each sentence is a track segment whose ``played`` count moves only as frames actually leave.
@@ -55,7 +56,69 @@ class TurnClock:
         }
 
 
+class ReplyHandle:
+    """One reply, from the moment it is started until it has been heard or cut; nothing else holds pieces of it.
+
+    - ``task``: its work (``TurnTaker.start`` runs it after the previous reply has finished);
+    - the turn's confirmation: a *speculative* reply is started at a pause while the person may still go on, and
+      says and records nothing until ``confirm()`` (the hang-over ran out); others are confirmed from the start;
+    - ``gate``: its audio waits behind it until the turn is committed (the transcript sent, the history kept);
+    - ``clock``: the turn's timings for the ``metrics`` event (none for greetings and apologies), taken once;
+    - ``speech``: the ``Reply`` speaking for it, which knows what the person heard.
+    """
+
+    def __init__(
+        self,
+        clock: TurnClock | None = None,
+        speculative: bool = False,
+        on_unfinished: Callable[[], None] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.speculative = speculative
+        self._turn_over = asyncio.Event()
+        if not speculative:
+            self._turn_over.set()
+        self._on_unfinished = on_unfinished  # the person sounds unfinished: give their pause more time
+        self.gate = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.speech: Reply | None = None
+
+    @property
+    def turn_over(self) -> bool:
+        return self._turn_over.is_set()
+
+    def confirm(self) -> None:
+        """The person's turn is over: a speculative reply may now be heard."""
+        self._turn_over.set()
+
+    async def wait_turn_over(self) -> None:
+        await self._turn_over.wait()
+
+    def sounds_unfinished(self) -> None:
+        """The words so far trail off: while the turn is still unconfirmed, its pause is given more time."""
+        if not self.turn_over and self._on_unfinished is not None:
+            self._on_unfinished()
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    def cancel(self) -> bool:
+        """Cuts the reply (its work, and its speech where it has begun); False when it was already over."""
+        if not self.running:
+            return False
+        self.task.cancel()  # type: ignore[union-attr]
+        return True
+
+    def take_clock(self) -> TurnClock | None:
+        """The turn's clock, once: its first reply frame reports the metrics."""
+        clock, self.clock = self.clock, None
+        return clock
+
+
 class Reply:
+    """A reply's speech: sentences synthesized and written to the track, and what of them was played."""
+
     def __init__(
         self,
         track: SpeechTrack,
