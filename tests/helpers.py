@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,22 @@ def shared_clip(relative: str) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} is absent (the shared human speech clips are not on this machine)")
     return path
+
+
+async def settled(condition: Callable[[], bool], timeout_s: float = 10.0, step_s: float = 0.01) -> bool:
+    """Waits for ``condition`` (instead of sleeping a fixed time and hoping); False if it never held."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(step_s)
+    return True
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Waits for ``condition``; fails after ``timeout_s``."""
+    assert await settled(condition, timeout_s), f"not within {timeout_s} s"
 
 
 def is_(kind: str, **fields: object):
