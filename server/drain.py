@@ -28,7 +28,23 @@ class Drain:
 
     def __init__(self) -> None:
         self.active = False
-        self.hurry = asyncio.Event()  # a second signal: stop lingering
+        self._hurry = asyncio.Event()  # a second signal: stop lingering
+
+    def begin(self) -> None:
+        """From now on new calls are refused."""
+        self.active = True
+
+    def hurry(self) -> None:
+        """Stop lingering: a second signal."""
+        self._hurry.set()
+
+    async def linger(self, seconds: float) -> None:
+        """Waits ``seconds``, or less when hurried."""
+        if seconds > 0 and not self._hurry.is_set():
+            try:
+                await asyncio.wait_for(self._hurry.wait(), seconds)
+            except TimeoutError:
+                pass
 
 
 DRAIN = web.AppKey("drain", Drain)
@@ -37,7 +53,7 @@ DRAIN = web.AppKey("drain", Drain)
 async def drain(state: Drain, calls: Mapping[str, Endable], linger_s: float) -> None:
     """Ends every call in ``calls`` (the app's live table: those still being answered included) and lingers
     ``linger_s`` from the signal."""
-    state.active = True
+    state.begin()
     started = time.monotonic()
     told: set[str] = set()
     logger.info("draining: new calls get 503; ending %d calls", len(calls))
@@ -49,10 +65,5 @@ async def drain(state: Drain, calls: Mapping[str, Endable], linger_s: float) -> 
         if not calls and time.monotonic() - started >= 0.2:  # answers in flight have had time to land
             break
         await asyncio.sleep(0.05)
-    remaining = linger_s - (time.monotonic() - started)
-    if remaining > 0 and not state.hurry.is_set():
-        try:
-            await asyncio.wait_for(state.hurry.wait(), remaining)
-        except TimeoutError:
-            pass
+    await state.linger(linger_s - (time.monotonic() - started))
     logger.info("drained after %.1f s; stopping", time.monotonic() - started)

@@ -31,10 +31,10 @@ async def serve(app: web.Application, host: str, port: int, linger_s: float) -> 
 
     def on_signal(signum: int) -> None:
         if stop.is_set():
-            app[DRAIN].hurry.set()
+            app[DRAIN].hurry()
         else:
             logger.info("%s received", signal.Signals(signum).name)
-            app[DRAIN].active = True  # at once: an offer that arrives before drain() runs is refused too
+            app[DRAIN].begin()  # at once: an offer that arrives before drain() runs is refused too
             stop.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -32,6 +32,13 @@ class TurnClock:
     llm_first_sentence_ms: int | None = None
     tts_first_audio_ms: int | None = None
 
+    def transcribed(self, started: float) -> None:
+        """Transcription, begun at ``started`` (monotonic), is done."""
+        self.stt_ms = round((time.monotonic() - started) * 1000)
+
+    def llm_starts(self) -> None:
+        self.llm_started_at = time.monotonic()
+
     def _since_llm_start(self) -> int | None:
         return None if self.llm_started_at is None else round((time.monotonic() - self.llm_started_at) * 1000)
 
@@ -98,6 +105,14 @@ class ReplyHandle:
         """The words so far trail off: while the turn is still unconfirmed, its pause is given more time."""
         if not self.turn_over and self._on_unfinished is not None:
             self._on_unfinished()
+
+    def runs(self, task: asyncio.Task[None]) -> None:
+        """``task`` does the reply's work."""
+        self.task = task
+
+    def speaks(self, speech: Reply) -> None:
+        """``speech`` is the reply's speech now (an apology replaces a failed turn's)."""
+        self.speech = speech
 
     @property
     def running(self) -> bool:

@@ -18,7 +18,7 @@ from server.audio.outbound import Segment, SpeechTrack
 from server.config import Settings
 from server.dialogue.conversation import Conversation
 from server.dialogue.drift_guard import guard, heard_languages, reply_language
-from server.dialogue.interview import Interview, interview_for, reply_deltas
+from server.dialogue.interview import Interview, interview_for
 from server.dialogue.modes import APOLOGIES, PERSONAS, Persona
 from server.dialogue.reply import Reply, ReplyHandle
 from server.dialogue.turn_end import looks_unfinished
@@ -120,7 +120,7 @@ class Responder:
 
     async def _speak_fixed(self, handle: ReplyHandle, text: str, warm: bool = True) -> None:
         reply = Reply(self._track, self.providers.tts, self._style())
-        handle.clock = None  # greetings and apologies have no turn metrics
+        handle.take_clock()  # greetings and apologies have no turn metrics
         await self._run_reply(handle, reply, lambda: reply.say(text))
         if warm and self.interview is not None:  # (other modes warm after every reply: _run_reply)
             # Evaluate the prompt now, while the person listens, so their first turn starts warm.
@@ -138,7 +138,7 @@ class Responder:
             if audio is not None:
                 started = time.monotonic()
                 text = await self.transcribe(audio)
-                clock.stt_ms = round((time.monotonic() - started) * 1000)
+                clock.transcribed(started)
                 if not handle.turn_over and looks_unfinished(text, self.language):
                     handle.sounds_unfinished()  # they are thinking: give the pause more time
             if not text:  # nothing intelligible (a cough, noise): keep listening
@@ -154,14 +154,13 @@ class Responder:
             temperature, max_tokens = self._sampling()
             plan = await self.interview.plan(text) if self.interview is not None else None
             if plan is not None:  # the app keeps the interview's structure; the model phrases the feedback
-                prompt = self.conversation.with_user(text)
-                deltas = reply_deltas(plan, self.providers.llm, prompt, temperature, max_tokens)
+                deltas = plan.deltas(self.providers.llm, temperature, max_tokens)
             else:  # language practice and chat: sentences in another language are caught before they are said
                 deltas = guard(
                     lambda prompt: self.providers.llm.stream(prompt, temperature=temperature, max_tokens=max_tokens),
                     self.conversation.with_user(text), self.mode, language, self.language,
                 )  # fmt: skip
-            clock.llm_started_at = time.monotonic()
+            clock.llm_starts()
             speaking = asyncio.ensure_future(self._run_reply(handle, reply, lambda: reply.speak(deltas)))
             await handle.wait_turn_over()
             self.turns += 1
@@ -198,7 +197,8 @@ class Responder:
     ) -> None:
         """Runs the reply to its end, or records what was heard when the person barges in. (``speak`` makes the
         speech only here: a reply cut before it began leaves no coroutine that was never awaited.)"""
-        handle.speech, self._speaking = reply, handle
+        handle.speaks(reply)
+        self._speaking = handle
         try:
             await speak()
         except asyncio.CancelledError:

@@ -162,7 +162,7 @@ class TurnTaker:
                 raise
             await work
 
-        handle.task = self._hooks.spawn(after_previous())
+        handle.runs(self._hooks.spawn(after_previous()))
         self._current = handle
         return handle
 
