@@ -4,11 +4,17 @@ Real calls over aiortc are in test_call.py and test_barge_in.py."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
 from server.audio.vad import WINDOW_MS
 from server.config import Settings
+from server.dialogue.modes import PERSONAS
+from server.dialogue.turn_taking import TurnHooks
+from server.session import Call
+from server.turn_options import TurnOptions
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
 from tests.scripted import QUIET, SPEECH, ScriptedCall
 
@@ -177,3 +183,22 @@ async def test_each_mode_waits_its_own_hang_over_and_a_mode_change_takes_the_new
         await call.play_until(lambda: call.kinds(since)[-1:] == ["state:listening"])
     assert ends == [700 // WINDOW_MS + 1, 1200 // WINDOW_MS + 1]
     await call.close()
+
+
+def test_the_call_gives_the_turn_taker_every_hook_it_asks_for():
+    for name, hook in vars(TurnHooks).items():
+        if name.startswith("_"):
+            continue
+        given = getattr(Call, name)
+        if isinstance(hook, property):
+            assert isinstance(given, property), name
+        else:
+            assert inspect.signature(given).parameters.keys() == inspect.signature(hook).parameters.keys(), name
+
+
+def test_the_options_default_to_each_modes_hang_over_and_settings_override_them():
+    defaults = TurnOptions.from_settings(Settings())
+    assert defaults.hangover_ms == {mode: persona.hangover_ms for mode, persona in PERSONAS.items()}
+    assert (defaults.start_windows, defaults.barge_in_windows, defaults.release_grace_ms) == (3, 8, 320)
+    tuned = TurnOptions.from_settings(Settings(hangover_ms=650, vad_start_windows=4, barge_in_windows=2))
+    assert set(tuned.hangover_ms.values()) == {650} and tuned.barge_in_windows == 4
