@@ -16,6 +16,7 @@ import numpy as np
 from server.audio.inbound import WINDOW
 from server.config import Settings
 from server.metrics import Metrics
+from server.protocol import SERVER_EVENTS
 from server.providers.base import Providers
 from server.session import Call
 
@@ -59,7 +60,10 @@ class ListChannel:
         self.events: list[dict[str, Any]] = []
 
     def send(self, message: str) -> None:
-        self.events.append(json.loads(message))
+        event = json.loads(message)
+        typed = SERVER_EVENTS[event["type"]]  # every event the call sends is one server/protocol.py types
+        assert typed.__required_keys__ <= event.keys() <= typed.__required_keys__ | typed.__optional_keys__, event
+        self.events.append(event)
 
     def on(self, event: str, handler: Callable[..., Any]) -> None:
         pass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Literal, get_args, get_origin, get_type_hints
 
 import pytest
 
@@ -33,3 +34,6 @@ def test_every_kind_is_documented_with_the_fields_of_its_type(section, types):
         allowed = typed.__required_keys__ | typed.__optional_keys__
         assert set(example) <= allowed, (example, set(example) - allowed)
         assert typed.__required_keys__ <= set(example), (example, typed.__required_keys__ - set(example))
+        for field, hint in get_type_hints(typed).items():
+            if get_origin(hint) is Literal and field in example:  # a documented value is one the type allows
+                assert example[field] in get_args(hint), (example, field)

@@ -31,8 +31,10 @@ def instant(stt: FakeSTT | None = None, llm: FakeLLM | None = None) -> tuple[Fak
     return stt, llm, FakeTTS(delay=0)
 
 
-async def connected(stt: FakeSTT | None = None, llm: FakeLLM | None = None, **kwargs) -> ScriptedCall:
-    call = ScriptedCall(fake_providers(*instant(stt, llm)), **kwargs)
+async def connected(
+    stt: FakeSTT | None = None, llm: FakeLLM | None = None, mode: str = "chat", settings: Settings | None = None
+) -> ScriptedCall:
+    call = ScriptedCall(fake_providers(*instant(stt, llm)), mode, settings)
     await call.connect()
     return call
 
@@ -183,6 +185,16 @@ async def test_each_mode_waits_its_own_hang_over_and_a_mode_change_takes_the_new
         await call.play_until(lambda: call.kinds(since)[-1:] == ["state:listening"])
     assert ends == [700 // WINDOW_MS + 1, 1200 // WINDOW_MS + 1]
     await call.close()
+
+
+async def test_an_interview_hung_up_sends_its_scorecard_then_ended_then_closes():
+    call = await connected(mode="interview")
+    since = len(call.events)
+    call.call._on_message('{"type": "end"}')
+    await call.call.closed.wait()
+    assert call.kinds(since) == ["scorecard", "ended"]
+    assert call.events[-1] == {"type": "ended", "reason": "requested"}
+    assert call.events[since]["asked"] == 1 and call.events[since]["questions"][0]["verdict"] == "unanswered"
 
 
 def test_the_call_gives_the_turn_taker_every_hook_it_asks_for():
