@@ -187,6 +187,28 @@ async def test_each_mode_waits_its_own_hang_over_and_a_mode_change_takes_the_new
     await call.close()
 
 
+@pytest.mark.parametrize("mode", ["chat", "interview"])
+async def test_listening_ahead_reads_the_words_so_far_but_the_turn_is_the_whole_utterance(mode: str):
+    whole = "I went hiking in the mountains with my sister"
+    stt, llm = FakeSTT("I went hiking in the mountains", whole), FakeLLM("Sounds lovely.")
+    llm.reads_ahead = True
+    call = await connected(stt, llm, mode, Settings(hangover_ms=500, listen_ahead="on"))
+    since = len(call.events)
+    call.hear([SPEECH] * 40)  # a partial transcript once a second of the utterance has come in
+    await call.settle(lambda: bool(llm.prefills) or mode == "interview")
+    call.hear([SPEECH] * 5 + [QUIET] * HANGOVER_WINDOWS)
+    await call.play_until(lambda: call.kinds(since)[-1:] == ["state:listening"])
+    users = [e["text"] for e in call.events[since:] if e["type"] == "transcript" and e["role"] == "user"]
+    if mode == "interview":  # its turns prompt the model with the app's own words: nothing to read ahead
+        assert llm.prefills == [] and len(stt.calls) == 1 and users == ["I went hiking in the mountains"]
+        await call.close()
+        return
+    assert users == [whole] and llm.requests[-1][-1]["content"] == whole
+    assert [p[-1]["content"] for p in llm.prefills] == ["I went hiking in the"]  # its last word may be cut
+    assert llm.prefills[0][:-1] == llm.requests[-1][:-1]  # the history the turn is answered with
+    await call.close()
+
+
 async def test_an_interview_hung_up_sends_its_scorecard_then_ended_then_closes():
     call = await connected(mode="interview")
     since = len(call.events)
