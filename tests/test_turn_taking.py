@@ -11,7 +11,6 @@ import pytest
 
 from server.audio.vad import WINDOW_MS
 from server.config import Settings
-from server.dialogue.modes import PERSONAS
 from server.dialogue.turn_taking import TurnHooks
 from server.session import Call
 from server.turn_options import TurnOptions
@@ -230,9 +229,10 @@ def test_the_call_gives_the_turn_taker_every_hook_it_asks_for():
             assert inspect.signature(given).parameters.keys() == inspect.signature(hook).parameters.keys(), name
 
 
-def test_the_options_default_to_each_modes_hang_over_and_settings_override_them():
+def test_the_options_default_to_each_modes_hang_over_and_settings_override_it():
     defaults = TurnOptions.from_settings(Settings())
-    assert defaults.hangover_ms == {mode: persona.hangover_ms for mode, persona in PERSONAS.items()}
+    assert defaults.hangover_ms == {"interview": 1300, "language": 1200, "chat": 700}  # thinking, searching, quick
+    assert defaults.unfinished_extra_ms == 1000
     assert (defaults.start_windows, defaults.barge_in_windows, defaults.release_grace_ms) == (3, 8, 320)
     tuned = TurnOptions.from_settings(Settings(hangover_ms=650, vad_start_windows=4, barge_in_windows=2))
     assert set(tuned.hangover_ms.values()) == {650} and tuned.barge_in_windows == 4
