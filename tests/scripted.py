@@ -54,7 +54,7 @@ class ListChannel:
     """The ``events`` data channel, open, keeping what is sent."""
 
     label = "events"
-    readyState = "open"  # noqa: N815 (aiortc's name)
+    readyState = "open"  # aiortc's name
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
@@ -73,7 +73,7 @@ class Peer:
     """Stands in for ``RTCPeerConnection``: keeps the call's handlers so the test can fire them."""
 
     def __init__(self) -> None:
-        self.connectionState = "new"  # noqa: N815 (aiortc's name)
+        self.connectionState = "new"  # aiortc's name
         self.handlers: dict[str, Callable[..., Any]] = {}
 
     def on(self, event: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

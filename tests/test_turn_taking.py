@@ -5,6 +5,7 @@ Real calls over aiortc are in test_call.py and test_barge_in.py."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -30,6 +31,11 @@ def instant(stt: FakeSTT | None = None, llm: FakeLLM | None = None) -> tuple[Fak
     return stt, llm, FakeTTS(delay=0)
 
 
+def listening(call: ScriptedCall, since: int) -> Callable[[], bool]:
+    """The call has gone back to listening since event ``since``."""
+    return lambda: call.kinds(since)[-1:] == ["state:listening"]
+
+
 async def connected(
     stt: FakeSTT | None = None, llm: FakeLLM | None = None, mode: str = "chat", settings: Settings | None = None
 ) -> ScriptedCall:
@@ -46,7 +52,7 @@ async def test_a_spoken_turn_gives_its_events_in_order():
     assert greeting[-2:] == ["transcript:assistant", "state:listening"]
     since = len(call.events)
     call.hear([QUIET] * 5 + [SPEECH] * 20 + [QUIET] * HANGOVER_WINDOWS)
-    await call.play_until(lambda: call.kinds(since)[-1:] == ["state:listening"])
+    await call.play_until(listening(call, since))
     assert call.kinds(since) == [
         "speech:start", "speech:end", "state:thinking", "transcript:user", "caption:assistant", "state:speaking",
         "metrics", "transcript:assistant", "state:listening",
@@ -64,7 +70,7 @@ async def test_typed_text_is_answered_like_speech():
     call = await connected(llm=FakeLLM("Typed questions work too."))
     since = len(call.events)
     call.call._on_message('{"type": "text", "text": "  Can you read this?  "}')
-    await call.play_until(lambda: call.kinds(since)[-1:] == ["state:listening"])
+    await call.play_until(listening(call, since))
     assert call.kinds(since) == [
         "state:thinking", "transcript:user", "caption:assistant", "state:speaking", "metrics",
         "transcript:assistant", "state:listening",
@@ -82,7 +88,7 @@ async def test_the_reply_started_in_a_pause_is_dropped_when_the_person_goes_on()
     call.hear([SPEECH] * 10 + [QUIET] * 5)  # a pause (96 ms): the reply starts
     await call.settle(lambda: len(stt.texts) == 1)  # ... and has its transcript
     call.hear([SPEECH] * 10 + [QUIET] * HANGOVER_WINDOWS)
-    await call.play_until(lambda: call.kinds(since)[-1:] == ["state:listening"])
+    await call.play_until(listening(call, since))
     users = [e["text"] for e in call.events[since:] if e["type"] == "transcript" and e["role"] == "user"]
     assert users == ["I think threads share memory"]
     assert [m["content"] for m in llm.requests[-1] if m["role"] == "user"] == ["I think threads share memory"]
@@ -119,7 +125,7 @@ async def test_the_bot_is_held_at_the_first_speech_window_and_stopped_when_speec
     assert interrupted["heard"] and LONG_REPLY.startswith(interrupted["heard"])
     assert call.kinds(since)[1:3] == ["interrupted", "transcript:assistant"]
     call.hear([SPEECH] * 10 + [QUIET] * HANGOVER_WINDOWS)
-    await call.play_until(lambda: call.kinds(since)[-1:] == ["state:listening"])
+    await call.play_until(listening(call, since))
     assert llm.requests[-1][-2:] == [
         {"role": "assistant", "content": interrupted["heard"]},
         {"role": "user", "content": "[INTERRUPTED] wait, I know this one"},
@@ -178,10 +184,10 @@ async def test_each_mode_waits_its_own_hang_over_and_a_mode_change_takes_the_new
             call.hear([QUIET])
             quiet += 1
         ends.append(quiet)
-        await call.play_until(lambda: call.kinds(since)[-1:] == ["state:listening"])
+        await call.play_until(listening(call, since))
         since = len(call.events)
         call.call._on_message('{"type": "mode", "mode": "language", "language": "en"}')
-        await call.play_until(lambda: call.kinds(since)[-1:] == ["state:listening"])
+        await call.play_until(listening(call, since))
     assert ends == [700 // WINDOW_MS + 1, 1200 // WINDOW_MS + 1]
     await call.close()
 
@@ -196,7 +202,7 @@ async def test_listening_ahead_reads_the_words_so_far_but_the_turn_is_the_whole_
     call.hear([SPEECH] * 40)  # a partial transcript once a second of the utterance has come in
     await call.settle(lambda: bool(llm.prefills) or mode == "interview")
     call.hear([SPEECH] * 5 + [QUIET] * HANGOVER_WINDOWS)
-    await call.play_until(lambda: call.kinds(since)[-1:] == ["state:listening"])
+    await call.play_until(listening(call, since))
     users = [e["text"] for e in call.events[since:] if e["type"] == "transcript" and e["role"] == "user"]
     if mode == "interview":  # its turns prompt the model with the app's own words: nothing to read ahead
         assert llm.prefills == [] and len(stt.calls) == 1 and users == ["I went hiking in the mountains"]
