@@ -38,4 +38,3 @@ def token_ok(request: web.Request, token: str) -> bool:
         return True
     given = request.headers.get("Authorization", "")
     return given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())
-

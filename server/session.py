@@ -31,7 +31,7 @@ from server.dialogue.responder import Responder
 from server.dialogue.turn_taking import TurnTaker
 from server.events import BadMessage, Command, EventChannel, ModeChange, Reset, TextInput, parse_client_message
 from server.metrics import Metrics
-from server.protocol import EndReason, Ended, Error, Ready, ServerEvent
+from server.protocol import Ended, EndReason, Error, Ready, ServerEvent
 from server.providers.base import Providers
 from server.turn_options import TurnOptions
 
@@ -178,9 +178,7 @@ class Call:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.track.stop()
         await self.pc.close()
-        logger.info(
-            "call %s closed after %d turns", self.session_id, self.responder.turns, extra=self._log("closed")
-        )
+        logger.info("call %s closed after %d turns", self.session_id, self.responder.turns, extra=self._log("closed"))
 
     # -- audio in -------------------------------------------------------------------------------------------
     async def _read_audio(self, track: MediaStreamTrack) -> None:

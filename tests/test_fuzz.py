@@ -13,7 +13,6 @@ from server.signalling import OfferError, parse_offer
 from tests.strategies import json_values, messages
 
 
-
 @settings(max_examples=400, deadline=None, derandomize=True)  # the same cases on every run: CI stays repeatable
 @given(st.one_of(messages.map(json.dumps), st.text(max_size=300), st.binary(max_size=300)))
 def test_any_data_channel_message_is_understood_or_refused_in_words(raw):

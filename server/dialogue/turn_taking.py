@@ -64,14 +64,12 @@ class TurnTaker:
         self._metrics = metrics
         self._preroll: deque[np.ndarray] = deque(maxlen=options.preroll_windows)
         self._utterance: deque[np.ndarray] | None = None
-        self._ahead = (
-            ListeningAhead(
-                hooks.transcribe, hooks.prefill, hooks.spawn,
-                every_s=options.ahead_every_s, min_words=options.ahead_min_words,
-            )  # fmt: skip
-            if options.listen_ahead
-            else None
-        )
+        self._ahead: ListeningAhead | None = None
+        if options.listen_ahead:
+            every_s, min_words = options.ahead_every_s, options.ahead_min_words
+            self._ahead = ListeningAhead(
+                hooks.transcribe, hooks.prefill, hooks.spawn, every_s=every_s, min_words=min_words
+            )
         self._speculation: ReplyHandle | None = None  # started at a pause, waiting for the turn to end
         self._current: ReplyHandle | None = None  # the reply started last
 
