@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import Any
 
 from aiohttp import web
 
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 HTTP_SHUTDOWN_S = 2.0  # aiohttp's wait for requests in flight once the listener is closed
 # Request bodies are read as sent: an offer is small JSON, and aiohttp's decompression of a body that does not
 # decode fails inside the HTTP parser, where it closes the connection without an answer (found by fuzzing).
-HANDLER_ARGS = {"auto_decompress": False}
+HANDLER_ARGS: dict[str, Any] = {"auto_decompress": False}
 
 
 async def serve(app: web.Application, host: str, port: int, linger_s: float) -> None:
@@ -41,7 +42,8 @@ async def serve(app: web.Application, host: str, port: int, linger_s: float) -> 
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         await stop.wait()
-        await drain(app[DRAIN], app[CALLS], linger_s)
+        calls = app[CALLS]
+        await drain(app[DRAIN], calls, linger_s)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

@@ -12,10 +12,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from server.audio.outbound import OutputResampler, Segment, SpeechTrack
 from server.dialogue.text import SentenceSplitter, heard_part, spoken
+from server.protocol import Metrics
 from server.providers.base import TextToSpeech, VoiceStyle
 
 logger = logging.getLogger(__name__)
@@ -51,16 +51,17 @@ class TurnClock:
     def first_audio(self, tts_ms: int) -> None:
         self.tts_first_audio_ms = tts_ms
 
-    def report(self, turn: int) -> dict[str, Any]:
-        """The ``metrics`` event's fields, as the turn's first reply frame is sent (now)."""
-        return {
-            "turn": turn,
-            "stt_ms": self.stt_ms,
-            "llm_first_token_ms": self.llm_first_token_ms,
-            "llm_first_sentence_ms": self.llm_first_sentence_ms,
-            "tts_first_audio_ms": self.tts_first_audio_ms,
-            "response_ms": round((time.monotonic() - self.ended_at) * 1000),
-        }
+    def report(self, turn: int) -> Metrics:
+        """The ``metrics`` event, as the turn's first reply frame is sent (now)."""
+        return Metrics(
+            type="metrics",
+            turn=turn,
+            stt_ms=self.stt_ms,
+            llm_first_token_ms=self.llm_first_token_ms,
+            llm_first_sentence_ms=self.llm_first_sentence_ms,
+            tts_first_audio_ms=self.tts_first_audio_ms,
+            response_ms=round((time.monotonic() - self.ended_at) * 1000),
+        )
 
 
 class ReplyHandle:
@@ -117,6 +118,11 @@ class ReplyHandle:
     @property
     def running(self) -> bool:
         return self.task is not None and not self.task.done()
+
+    async def over(self) -> None:
+        """Returns once the reply's work is over, however it ended (at once if it is over already)."""
+        if self.task is not None and not self.task.done():
+            await asyncio.wait([self.task])
 
     def cancel(self) -> bool:
         """Cuts the reply (its work, and its speech where it has begun); False when it was already over."""

@@ -34,7 +34,6 @@ from server.protocol import (
     StateChange,
     Transcript,
 )
-from server.protocol import Metrics as MetricsEvent
 from server.providers.base import ProviderError, Providers, VoiceStyle
 
 logger = logging.getLogger("server.session")  # one logger for a call's lines
@@ -247,7 +246,7 @@ class Responder:
         report = clock.report(self.turns)
         self.metrics.observe_turn(report)
         logger.info("call %s: turn %s %s", self.session_id, self.turns, report, extra=self._log("turn"))
-        self._send(MetricsEvent(type="metrics", **report))
+        self._send(report)
 
     def segment_done(self, segment: Segment) -> None:
         reply = self._speaking.speech if self._speaking is not None else None

@@ -152,9 +152,9 @@ class TurnTaker:
 
         async def after_previous() -> None:
             try:
-                if previous is not None and previous.running:
+                if previous is not None:
                     # Let the interrupted reply record what was heard before the next turn reads the history.
-                    await asyncio.wait([previous.task])  # type: ignore[list-item]
+                    await previous.over()
             except asyncio.CancelledError:
                 work.close()  # cancelled before it began
                 raise
