@@ -192,7 +192,7 @@ class Reply:
         return " ".join(w for w in words if w)
 
     def segment_done(self, segment: Segment) -> None:
-        """Called by the session when the track has sent the last sample of ``segment``."""
+        """Called (by the responder) when the track has sent the last sample of ``segment``."""
         self._done.add(segment)
         self._check_played()
 
