@@ -1,11 +1,17 @@
 # The two commands of the README's quick start. Both set everything up first (idempotent).
-.PHONY: run test setup setup-test bench
+# make test-fast: the fast tier (pytest -m fast, under a minute on 2 cores): the turn logic driven by scripted
+# speech on fake providers (tests/scripted.py) and the unit tests; no WebRTC call, no server, no model files,
+# none of llama_cpp/faster_whisper/piper imported. It needs only the virtual environment. CI runs make test.
+.PHONY: run test test-fast setup setup-test bench
 
 run: setup
 	.venv/bin/python -m server $(ARGS)
 
 test: setup-test
 	scripts/test.sh $(ARGS)
+
+test-fast:
+	scripts/test.sh -m fast $(ARGS)
 
 setup:
 	scripts/setup.sh

@@ -23,6 +23,8 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, AudioResampler
 
+from server.protocol import ClientWireMessage
+
 logger = logging.getLogger(__name__)
 
 RATE = 48_000
@@ -227,7 +229,7 @@ class CallClient:
                 self.recording.add(pcm)
                 self.mic.hear_back(pcm)
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: ClientWireMessage) -> None:
         self._channel.send(json.dumps(message))
 
     def send_raw(self, raw: str | bytes) -> None:

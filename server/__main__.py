@@ -8,7 +8,7 @@ import sys
 from server import logs
 from server.app import create_app
 from server.config import parse_args
-from server.drain import serve
+from server.serving import serve
 
 
 def main(argv: list[str] | None = None) -> int:

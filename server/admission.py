@@ -1,17 +1,13 @@
-"""Who may open a call (bearer token, per-address rate limit on /offer) and how long a call may last."""
+"""Who may open a call: a bearer token, and a per-address rate limit on /offer. (How long a call may last is the
+call's own business: ``Call._watch_limits`` in server/session.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import time
 from collections import deque
-from typing import TYPE_CHECKING
 
 from aiohttp import web
-
-if TYPE_CHECKING:
-    from server.session import Call
 
 WINDOW_S = 60.0
 
@@ -42,15 +38,3 @@ def token_ok(request: web.Request, token: str) -> bool:
         return True
     given = request.headers.get("Authorization", "")
     return given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())
-
-
-async def watch_call_limits(call: Call) -> None:
-    """Ends a call that ran too long, or in which the person has said nothing for a long time."""
-    settings = call.settings
-    while True:
-        now = time.monotonic()
-        if now - call.started_at >= settings.max_call_s:
-            return call.end("max_duration")
-        if now - call.last_activity >= settings.idle_s:
-            return call.end("idle")
-        await asyncio.sleep(min(1.0, settings.idle_s / 4, settings.max_call_s / 4))

@@ -16,6 +16,7 @@ from server.config import Settings
 from server.drain import DRAIN, Drain
 from server.languages import catalogue
 from server.metrics import Metrics
+from server.protocol import Ended
 from server.providers.base import ProviderError, Providers
 from server.providers.local import weights
 from server.session import Call
@@ -246,7 +247,7 @@ async def close_calls(app: web.Application) -> None:
     """Shutdown: every call still open is told, then hung up (after a drain, none is left; server/drain.py)."""
     calls = list(app[CALLS].values())
     for call in calls:
-        call.send("ended", reason="shutdown")
+        call.send(Ended(type="ended", reason="shutdown"))
     if calls:
         await asyncio.sleep(0.2)  # let the events leave
     await asyncio.gather(*(call.close() for call in calls), return_exceptions=True)

@@ -7,11 +7,12 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiortc import RTCDataChannel
 
 from server.dialogue.modes import LANGUAGES, PERSONAS
+from server.protocol import CLIENT_MESSAGES, ModeMessage, ServerEvent, TextMessage
 
 logger = logging.getLogger(__name__)
 
@@ -71,15 +72,17 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise BadMessage("bad_message", 'message must be a JSON object with a string "type"')
     kind = data["type"]
+    if kind not in CLIENT_MESSAGES:
+        raise BadMessage("bad_message", f"unknown message type {kind!r}")
     if kind == "text":
-        text = data.get("text")
+        text = cast(TextMessage, data).get("text")
         if not isinstance(text, str) or not text.strip():
             raise BadMessage("bad_message", '"text" must be a non-empty string')
         if len(text) > MAX_TEXT_CHARS:
             raise BadMessage("too_large", f"typed text is limited to {MAX_TEXT_CHARS} characters")
         return TextInput(text.strip())
     if kind == "mode":
-        mode, language = data.get("mode"), data.get("language")
+        mode, language = cast(ModeMessage, data).get("mode"), data.get("language")
         if not isinstance(mode, str) or mode not in PERSONAS:
             raise BadMessage("bad_message", f"unknown mode {mode!r}; use one of {', '.join(PERSONAS)}")
         if language is not None and (not isinstance(language, str) or language not in LANGUAGES):
@@ -87,9 +90,7 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
         return ModeChange(mode, language)
     if kind == "reset":
         return Reset()
-    if kind in ("end", "scorecard"):
-        return Command(kind)
-    raise BadMessage("bad_message", f"unknown message type {kind!r}")
+    return Command(kind)  # end, scorecard
 
 
 class EventChannel:
@@ -111,17 +112,17 @@ class EventChannel:
     def is_open(self) -> bool:
         return self._channel is not None and self._channel.readyState == "open"
 
-    def send(self, kind: str, **fields: Any) -> None:
-        message = json.dumps({"type": kind, **fields})
+    def send(self, event: ServerEvent) -> None:
+        message = json.dumps(event)
         if self.is_open:
             self._channel.send(message)  # type: ignore[union-attr]
         else:
             self._unsent.append(message)
 
-    def open_with(self, kind: str, **fields: Any) -> None:
-        """Sends ``kind`` first, then whatever waited for the channel (no-op while it is not open)."""
+    def open_with(self, event: ServerEvent) -> None:
+        """Sends ``event`` first, then whatever waited for the channel (no-op while it is not open)."""
         if not self.is_open:
             return
-        self._channel.send(json.dumps({"type": kind, **fields}))  # type: ignore[union-attr]
+        self._channel.send(json.dumps(event))  # type: ignore[union-attr]
         while self._unsent:
             self._channel.send(self._unsent.popleft())  # type: ignore[union-attr]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -57,7 +58,7 @@ class Metrics:
             "parley_inbound_frames", "Audio frames received from people", registry=self.registry
         )
 
-    def observe_turn(self, report: dict[str, Any]) -> None:
+    def observe_turn(self, report: Mapping[str, Any]) -> None:
         """A turn's ``metrics`` event fields, in ms."""
         self.response.observe(report["response_ms"] / 1000)
         if report.get("stt_ms") is not None:

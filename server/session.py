@@ -1,12 +1,17 @@
-"""One call: inbound audio -> speech detection -> reply turns -> the outgoing track, and the events channel."""
+"""One call: the wiring of its peer connection (inbound audio, the outgoing track, the events channel) to the
+turn-taker and the responder, and the call's own lifetime (limits, ending, closing).
+
+- ``Hearing`` (server/audio/hearing.py): speech events per 32 ms window, the bot held at an onset;
+- ``TurnTaker`` (server/dialogue/turn_taking.py): turns, speculation, listening ahead, barge-in, one
+  ``ReplyHandle`` per reply; it reaches the call only through ``TurnHooks``, which ``Call`` implements;
+- ``Responder`` (server/dialogue/responder.py): what is said, and the dialogue's state.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -14,30 +19,26 @@ import numpy as np
 from aiortc import RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from server.admission import watch_call_limits
 from server.audio.echo import EchoGate
 from server.audio.hearing import Hearing
-from server.audio.inbound import VAD_RATE, WINDOW, InboundAudio
-from server.audio.outbound import SpeechTrack
-from server.audio.vad import WINDOW_MS, SileroModel, SpeechDetector, VadEvent, VadEventKind, VadState
+from server.audio.inbound import InboundAudio
+from server.audio.outbound import Segment, SpeechTrack
+from server.audio.vad import SileroModel
 from server.config import Settings
-from server.dialogue.ahead import ListeningAhead, listens_ahead
-from server.dialogue.conversation import Conversation
-from server.dialogue.interview import Interview, interview_for
-from server.dialogue.modes import PERSONAS, Persona
-from server.dialogue.turn import Reply, TurnClock
+from server.dialogue.ahead import listens_ahead
+from server.dialogue.reply import ReplyHandle
+from server.dialogue.responder import Responder
+from server.dialogue.turn_taking import TurnTaker
 from server.events import BadMessage, Command, EventChannel, ModeChange, Reset, TextInput, parse_client_message
 from server.metrics import Metrics
+from server.protocol import Ended, EndReason, Error, Ready, ServerEvent
 from server.providers.base import Providers
-from server.replies import Replies
+from server.turn_options import TurnOptions
 
 logger = logging.getLogger(__name__)
 
-PREROLL_WINDOWS = 10  # audio kept from before the speech onset (320 ms): Whisper needs the first phoneme
-MAX_UTTERANCE_WINDOWS = 30 * VAD_RATE // WINDOW  # Whisper reads 30 s at most
 
-
-class Call(Replies):
+class Call:
     def __init__(
         self,
         session_id: str,
@@ -52,34 +53,23 @@ class Call(Replies):
         self.session_id = session_id
         self.pc = pc
         self.settings = settings
-        self.providers = providers
         self.metrics = metrics
-        self.mode, self.language = mode, language
-        self.persona: Persona = PERSONAS[mode]
+        ahead = listens_ahead(settings.listen_ahead, providers.llm.reads_ahead, settings.provider("stt"))
+        self.options = TurnOptions.from_settings(settings, listen_ahead=ahead)
         echo = EchoGate()
         self.track = SpeechTrack(self._segment_started, self._segment_done, metrics.frame_gap.observe, echo.sent)
-        self.conversation = Conversation(self.persona.system_prompt(language))
-        self.detector = SpeechDetector(settings.vad_threshold, settings.vad_start_windows, self._hangover(self.persona))
-        self.hearing = Hearing(
-            vad_model.stream(), self.detector, self.track, echo,
-            settings.vad_start_windows, settings.barge_in_windows, metrics.false_starts.inc,
-        )  # fmt: skip
-        self._inbound = InboundAudio()
-        self._preroll: deque[np.ndarray] = deque(maxlen=PREROLL_WINDOWS)
-        self._utterance: deque[np.ndarray] | None = None
-        ahead = listens_ahead(settings.listen_ahead, providers.llm.reads_ahead, settings.provider("stt"))
-        self._ahead = ListeningAhead(self._transcribe, self._prefill, self._spawn) if ahead else None
         self.events = EventChannel()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._reply_task: asyncio.Task[None] | None = None
-        self._reply: Reply | None = None
-        self._clock: TurnClock | None = None
-        self._speculation: tuple[asyncio.Task[None], asyncio.Event] | None = None
+        self.responder = Responder(
+            session_id, settings, providers, metrics, self.track, self.send, self.spawn, mode, language
+        )
+        hearing = Hearing(
+            vad_model.stream(), self.track, echo, self.options, self.options.hangover_for(mode),
+            metrics.false_starts.inc,
+        )  # fmt: skip
+        self.turn_taker = TurnTaker(hearing, self.options, self, metrics)
+        self._inbound = InboundAudio()
         self._greeted = False
-        self._rng = random.Random()
-        self.interview: Interview | None = None
-        self._new_interview()
-        self.turns = 0
         self.closed = asyncio.Event()
         self.started_at = time.monotonic()
         self.last_activity = self.started_at  # the person's last speech or typed message
@@ -89,12 +79,12 @@ class Call(Replies):
     # -- wiring ---------------------------------------------------------------------------------------------
     def attach(self) -> None:
         pc = self.pc
-        self._spawn(watch_call_limits(self))
+        self.spawn(self._watch_limits())
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio":
-                self._spawn(self._read_audio(track))
+                self.spawn(self._read_audio(track))
 
         @pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
@@ -108,24 +98,66 @@ class Call(Replies):
             logger.info("call %s: connection %s", self.session_id, pc.connectionState, extra=self._log("connection"))
             if pc.connectionState == "connected" and not self._greeted:
                 self._greeted = True
-                self._greet()
+                self.turn_taker.say(self.responder.greeting())
             elif pc.connectionState in ("failed", "closed"):
                 await self.close()
 
     def _log(self, event: str) -> dict[str, str]:
         return {"call": self.session_id, "event": event}
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
+    # -- the turn-taker's hooks (server/dialogue/turn_taking.py: TurnHooks) -----------------------------------
+    def send(self, event: ServerEvent) -> None:
+        self.events.send(event)
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def end(self, reason: str) -> None:
+    def clear_output(self) -> None:
+        self.track.clear()
+
+    def person_active(self) -> None:
+        self.last_activity = time.monotonic()
+
+    def answer(self, handle: ReplyHandle, audio: np.ndarray | None, text: str | None) -> Coroutine[Any, Any, None]:
+        return self.responder.answer(handle, audio, text)
+
+    async def transcribe(self, audio: np.ndarray) -> str:
+        return await self.responder.transcribe(audio)
+
+    async def prefill(self, text: str) -> None:
+        await self.responder.prefill(text)
+
+    @property
+    def reads_ahead(self) -> bool:
+        return self.responder.reads_ahead
+
+    # -- the track's playback callbacks ---------------------------------------------------------------------
+    def _segment_started(self, segment: Segment) -> None:
+        self.responder.segment_started(segment)
+
+    def _segment_done(self, segment: Segment) -> None:
+        self.responder.segment_done(segment)
+
+    # -- lifetime -------------------------------------------------------------------------------------------
+    async def _watch_limits(self) -> None:
+        """Ends a call that ran too long, or in which the person has said nothing for a long time."""
+        settings = self.settings
+        while True:
+            now = time.monotonic()
+            if now - self.started_at >= settings.max_call_s:
+                return self.end("max_duration")
+            if now - self.last_activity >= settings.idle_s:
+                return self.end("idle")
+            await asyncio.sleep(min(1.0, settings.idle_s / 4, settings.max_call_s / 4))
+
+    def end(self, reason: EndReason) -> None:
         """Ends the call from inside it: the client is told why, then the connection is closed."""
         logger.info("call %s: ending (%s)", self.session_id, reason, extra=self._log("ended"))
         self._send_scorecard()
-        self.send("ended", reason=reason)
+        self.send(Ended(type="ended", reason=reason))
 
         async def close_soon() -> None:
             await asyncio.sleep(0.2)  # let the event leave before the connection goes
@@ -146,25 +178,9 @@ class Call(Replies):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.track.stop()
         await self.pc.close()
-        logger.info("call %s closed after %d turns", self.session_id, self.turns, extra=self._log("closed"))
+        logger.info("call %s closed after %d turns", self.session_id, self.responder.turns, extra=self._log("closed"))
 
-    # -- events to the client -------------------------------------------------------------------------------
-    def send(self, kind: str, **fields: Any) -> None:
-        self.events.send(kind, **fields)
-
-    def _send_ready(self) -> None:
-        self.events.open_with("ready", session_id=self.session_id, mode=self.mode, language=self.language)
-
-    def _state(self, state: str) -> None:
-        self.send("state", state=state)
-
-    def _send_scorecard(self, asked: bool = False) -> None:
-        if self.interview is not None:
-            self.send("scorecard", **self.interview.scorecard())
-        elif asked:
-            self.send("error", code="bad_message", message="there is no interview in this call to score")
-
-    # -- hearing --------------------------------------------------------------------------------------------
+    # -- audio in -------------------------------------------------------------------------------------------
     async def _read_audio(self, track: MediaStreamTrack) -> None:
         # Always drain the track: aiortc's inbound queue is unbounded.
         while True:
@@ -178,113 +194,43 @@ class Call(Replies):
                 return
             self.metrics.inbound_frames.inc()
             for window in self._inbound.push(frame):
-                self.hear(window)
-
-    def hear(self, window: np.ndarray) -> None:
-        """One 32 ms window. Silero takes ~0.1 ms, so it runs right here: a thread hop would cost more and
-        delay the barge-in decision."""
-        event = self.hearing.update(window)
-        utterance = self._utterance
-        if utterance is not None:
-            utterance.append(window)
-            # Interview turns send the model the app's own prompt (the judged facts), not the words: no use.
-            if self._ahead is not None and self.interview is None and self.detector.state is VadState.SPEAKING:
-                self._ahead.heard(len(utterance) * WINDOW, lambda: np.concatenate(utterance))
-        else:
-            self._preroll.append(window)
-        if event is not None:
-            self._on_vad(event)
-
-    def _on_vad(self, event: VadEvent) -> None:
-        kind = event.kind
-        if kind in (VadEventKind.PAUSE, VadEventKind.END) and self._ahead is not None:
-            self._ahead.pause()  # the turn may be over: its transcription and reply need the models now
-        if kind in (VadEventKind.START, VadEventKind.RESUME):
-            self.last_activity = time.monotonic()
-        if kind is VadEventKind.START:
-            self._utterance = deque(self._preroll, maxlen=MAX_UTTERANCE_WINDOWS)
-            self._preroll.clear()
-            if self._ahead is not None:
-                self._ahead.reset()
-            self.send("speech", event="start")
-            self.barge_in()
-        elif kind is VadEventKind.PAUSE and self._utterance is not None:
-            # Start on the reply now, while the hang-over runs; it is dropped if the person goes on.
-            self._speculation = self._speculate(event)
-        elif kind is VadEventKind.RESUME and self._speculation is not None:
-            self._speculation[0].cancel()
-            self._speculation = None
-            self.metrics.speculations_dropped.inc()
-        elif kind is VadEventKind.END and self._utterance is not None:
-            speculation = self._speculation or self._speculate(event)  # a hang-over shorter than a pause
-            self._utterance, self._speculation = None, None
-            self.send("speech", event="end")
-            task, confirmed = speculation
-            confirmed.set()
-            if not task.done():  # done already: transcription found no words
-                self._state("thinking")
-
-    def _speculate(self, event: VadEvent) -> tuple[asyncio.Task[None], asyncio.Event]:
-        """Starts the reply to the utterance so far; it waits for ``confirmed`` before it is heard."""
-        assert self._utterance is not None
-        windows = list(self._utterance)
-        quiet = max(1, (event.window_ms + WINDOW_MS - event.at_ms) // WINDOW_MS)
-        speech = windows[: len(windows) - quiet + 1]  # Whisper gets the speech and one quiet window
-        clock = TurnClock(ended_at=time.monotonic() - quiet * WINDOW_MS / 1000)
-        confirmed = asyncio.Event()
-        return self._start_reply(self._respond(np.concatenate(speech), None, clock, confirmed)), confirmed
-
-    # -- listening ahead (server/dialogue/ahead.py) ----------------------------------------------------------
-    async def _prefill(self, text: str) -> None:
-        await self.providers.llm.prefill(self.conversation.with_user(text))
-
-    # -- barge-in -------------------------------------------------------------------------------------------
-    def barge_in(self) -> bool:
-        """Stops the bot now: the outgoing audio is dropped at once, the reply's work cancelled."""
-        task = self._reply_task
-        if task is None or task.done():
-            return False
-        self.track.clear()
-        task.cancel()
-        return True
+                self.turn_taker.hear(window)
 
     # -- client messages ------------------------------------------------------------------------------------
+    def _send_ready(self) -> None:
+        responder = self.responder
+        ready = Ready(type="ready", session_id=self.session_id, mode=responder.mode, language=responder.language)
+        self.events.open_with(ready)
+
+    def _send_scorecard(self, asked: bool = False) -> None:
+        scorecard = self.responder.scorecard()
+        if scorecard is not None:
+            self.send(scorecard)
+        elif asked:
+            self.send(Error(type="error", code="bad_message", message="there is no interview in this call to score"))
+
     def _on_message(self, raw: str | bytes) -> None:
         try:
             message = parse_client_message(raw)
         except BadMessage as exc:
-            self.send("error", code=exc.code, message=str(exc))
+            self.send(Error(type="error", code=exc.code, message=str(exc)))  # type: ignore[typeddict-item]
             return
         self.last_activity = time.monotonic()
         if isinstance(message, TextInput):
-            self.barge_in()  # typed text while the bot speaks counts as a barge-in
-            self._start_reply(self._respond(None, message.text, TurnClock(ended_at=time.monotonic())))
+            self.turn_taker.answer_text(message.text)
         elif isinstance(message, ModeChange):
-            self.barge_in()
-            self.mode = message.mode
-            self.language = message.language or self.language
-            self.persona = PERSONAS[self.mode]
-            self._restart()
+            self.turn_taker.barge_in()
+            self._restart(message.mode, message.language)
         elif isinstance(message, Reset):
-            self.barge_in()
+            self.turn_taker.barge_in()
             self._restart()
         elif isinstance(message, Command) and message.name == "end":
             self.end("requested")  # the scorecard goes first
         elif isinstance(message, Command):
             self._send_scorecard(asked=True)
 
-    def _restart(self) -> None:
-        self.conversation.reset(self.persona.system_prompt(self.language))
-        self._new_interview()
-        self.detector.hangover_ms = self._hangover(self.persona)
+    def _restart(self, mode: str | None = None, language: str | None = None) -> None:
+        self.responder.restart(mode, language)
+        self.turn_taker.set_hangover(self.options.hangover_for(self.responder.mode))
         self._send_ready()
-        self._greet()
-
-    def _new_interview(self) -> None:
-        # English interviews run on the question bank, their structure kept by the app (dialogue/interview.py).
-        self.interview = interview_for(self.mode, self.language, self.settings, self.providers, self._rng)
-        if self.interview is not None:
-            self.interview.prime(self.conversation)
-
-    def _hangover(self, persona: Persona) -> int:
-        return self.settings.hangover_ms or persona.hangover_ms
+        self.turn_taker.say(self.responder.greeting())

@@ -12,9 +12,7 @@ ESC-50). Without the folder those tests are skipped with the reason.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,19 +26,29 @@ from server.providers.base import Providers
 from server.providers.local.tts import PiperTTS
 from tests.fakes import fake_providers
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_AUDIO = Path(os.environ.get("PARLEY_SHARED_AUDIO", ROOT.parent / "shared" / "audio"))
+# The fast tier (make test-fast, pytest -m fast): every test that starts no server, places no call, loads no model
+# and runs no subprocess. It is marked here by what a test uses, so a new unit test joins it by itself.
+SLOW_FIXTURES = {
+    "start_server", "call_client", "started_apps", "aiohttp_client", "tts_speech", "piper", "real_providers",
+    "silero", "fake",  # fake: test_openai's OpenAI-compatible server
+}  # fmt: skip
+SLOW_MARKERS = ("real_models", "browser", "shared_audio")
+SLOW_MODULES = {  # servers in subprocesses, espeak-ng, a browser, hypothesis over HTTP
+    "test_drain", "test_soak", "test_turn_relay", "test_llama_server", "test_voices", "test_http_fuzz",
+    "test_real_models", "test_languages_real", "test_browser",
+}  # fmt: skip
 
 
-def shared_clip(relative: str) -> Path:
-    """A clip from the recorded-speech folder ($PARLEY_SHARED_AUDIO), or a skip that says why."""
-    path = SHARED_AUDIO / relative
-    if not path.is_file():
-        pytest.skip(
-            f"{path} is absent (recorded speech is not in the repository: set PARLEY_SHARED_AUDIO, "
-            "see 'Recorded speech' in bench/README.md)"
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+        slow = (
+            module in SLOW_MODULES
+            or not SLOW_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+            or any(item.get_closest_marker(marker) for marker in SLOW_MARKERS)
         )
-    return path
+        if not slow:
+            item.add_marker(pytest.mark.fast)
 
 
 @pytest.fixture(scope="session")
@@ -122,6 +130,6 @@ async def call_client() -> AsyncIterator[Callable[..., asyncio.Future]]:
 @pytest.fixture(scope="session")
 def real_providers() -> Providers:
     """The embedded models (Whisper base, Qwen2.5-Coder-1.5B, Piper), loaded once for the session."""
-    from server.providers.local import load_local
+    from server.providers.registry import load_local
 
     return load_local(Settings())

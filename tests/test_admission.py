@@ -12,7 +12,7 @@ from server.admission import OfferRateLimiter
 from server.app import CALLS, METRICS, MODELS, create_app
 from server.config import Settings
 from tests.fakes import fake_providers
-from tests.test_signalling import client_offer
+from tests.helpers import client_offer, until
 
 
 async def started(aiohttp_client, settings: Settings):
@@ -97,8 +97,7 @@ async def test_a_stalled_event_loop_is_noticed(aiohttp_client, caplog):
     app, _ = await started(aiohttp_client, Settings(ice_loopback=True))
     await asyncio.sleep(0.1)
     time.sleep(0.3)  # block the loop, as blocking inference on it would  # noqa: ASYNC251
-    await asyncio.sleep(0.2)
-    assert "event loop stalled" in caplog.text
+    await until(lambda: "event loop stalled" in caplog.text)
     assert "parley_event_loop_stalls_total 1.0" in app[METRICS].render().decode()
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from server.dialogue.ahead import ListeningAhead, listens_ahead
 from tests.fakes import FakeLLM, FakeSTT, fake_providers
-from tests.test_call import chat_call, is_
+from tests.helpers import chat_call, is_, until
 
 RATE = 16_000
 SENTENCE = "I went hiking in the mountains with my sister last weekend."
@@ -26,6 +26,7 @@ class Script:
         self.fail = fail
         self.heard: list[float] = []
         self.prefilled: list[str] = []
+        self.prefilling = 0  # prefills begun
         self.cancelled = 0
 
     async def transcribe(self, audio: np.ndarray) -> str:
@@ -36,6 +37,7 @@ class Script:
         return " ".join(SENTENCE.split()[: int(audio.size / RATE / self.word_s)])
 
     async def prefill(self, text: str) -> None:
+        self.prefilling += 1
         try:
             await asyncio.sleep(self.prefill_delay)
         except asyncio.CancelledError:
@@ -60,7 +62,7 @@ async def test_words_so_far_are_read_ahead_without_the_last_one_which_may_be_cut
     script = Script()
     ahead = ListeningAhead(script.transcribe, script.prefill, spawn)
     await speak(ahead, 3.2)
-    await asyncio.sleep(0.05)
+    await until(lambda: not ahead.busy)
     # A partial transcript once a second of speech; three words say too little to read ahead, and the last
     # word is left out (it may be cut).
     assert [round(s) for s in script.heard] == [1, 2, 3]
@@ -72,7 +74,7 @@ async def test_a_pause_stops_reading_ahead_at_once_and_speech_after_it_starts_ag
     script = Script(prefill_delay=5.0, word_s=0.2)
     ahead = ListeningAhead(script.transcribe, script.prefill, spawn)
     await speak(ahead, 1.2)
-    await asyncio.sleep(0.05)
+    await until(lambda: script.prefilling == 1)
     assert ahead.busy  # still reading "I went hiking in" when the person falls quiet
     ahead.pause()
     await asyncio.sleep(0)
@@ -80,7 +82,7 @@ async def test_a_pause_stops_reading_ahead_at_once_and_speech_after_it_starts_ag
     assert len(script.heard) == 1  # nothing new starts while it is stopped
     script.prefill_delay = 0.0
     await speak(ahead, 2.5)  # the person goes on: the next partial comes with the next second of speech
-    await asyncio.sleep(0.05)
+    await until(lambda: not ahead.busy)
     assert script.prefilled and len(script.heard) == 2
 
 
@@ -95,7 +97,7 @@ async def test_a_failing_partial_is_only_logged(caplog):
     script = Script(fail=True)
     ahead = ListeningAhead(script.transcribe, script.prefill, spawn)
     await speak(ahead, 2.1)
-    await asyncio.sleep(0.05)
+    await until(lambda: not ahead.busy)
     assert len(script.heard) == 2 and not script.prefilled
     assert "reading ahead failed" in caplog.text
 

@@ -12,9 +12,8 @@ import pytest
 
 from client.call import CallClient, read_wav
 from server.providers.base import Providers
-from tests.conftest import shared_clip
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
-from tests.test_call import chat_call, is_
+from tests.helpers import chat_call, is_, shared_clip
 
 REPLY = (
     "Let me explain this slowly and carefully. A process owns its memory and its resources. "

@@ -7,23 +7,10 @@ import asyncio
 import aiohttp
 import numpy as np
 
-from client.call import CallClient
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
+from tests.helpers import chat_call, is_
 
 QUESTION = "What is the difference between a process and a thread?"
-
-
-async def chat_call(start_server, call_client, providers, echo_gain: float = 0.0) -> tuple[CallClient, float]:
-    """A chat-mode call to a server with ``providers`` (hang-over 500 ms), once its greeting is over. With
-    ``echo_gain``, the client's microphone picks up what it plays, as loudspeakers would."""
-    url = await start_server(providers)
-    call = await call_client(url, mode="chat")
-    call.mic.echo_gain = echo_gain
-    return call, await call.wait_listening()
-
-
-def is_(kind: str, **fields: object):
-    return lambda e: e["type"] == kind and all(e.get(k) == v for k, v in fields.items())
 
 
 async def test_spoken_turn_is_heard_and_answered(start_server, call_client, tts_speech, silence):

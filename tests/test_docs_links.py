@@ -17,7 +17,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted([ROOT / "README.md", ROOT / "bench" / "README.md", *(ROOT / "docs").glob("*.md")])
 
 # Written on another branch of the same issue; the link is right once both are merged. Delete the entry then.
-PENDING = {"docs/protocol.md": "the wire protocol, moved out of the README on another branch"}
 
 # [text](target), [text](target "title") and [text](<target>).
 LINK = re.compile(r"\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -63,8 +62,6 @@ def test_every_relative_link_points_to_a_file_in_the_repository(doc: Path) -> No
         if not path.is_relative_to(ROOT):
             broken.append(f"{target} (outside the repository)")
             continue
-        if path.relative_to(ROOT).as_posix() in PENDING:
-            continue
         if not path.exists():
             broken.append(target)
         elif anchor and path.suffix == ".md" and anchor not in anchors(path):
@@ -77,9 +74,3 @@ def test_no_doc_points_outside_the_repository(doc: Path) -> None:
     lines = doc.read_text(encoding="utf-8").splitlines()
     found = [f"line {number}: {line.strip()}" for number, line in enumerate(lines, 1) if OUTSIDE.search(line)]
     assert found == [], f"{doc.relative_to(ROOT)} mentions paths outside the repository:\n" + "\n".join(found)
-
-
-@pytest.mark.parametrize("target", sorted(PENDING))
-def test_pending_link_targets(target: str) -> None:
-    if not (ROOT / target).is_file():
-        pytest.xfail(f"{target} is not here yet: {PENDING[target]}")

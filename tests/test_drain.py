@@ -14,7 +14,7 @@ from bench.serverproc import ServerProcess
 from client.call import CallClient
 from server.ice import use_loopback_only
 from tests.fake_openai import KEY, FakeOpenAI
-from tests.test_signalling import client_offer
+from tests.helpers import client_offer
 
 EXIT_BOUND_S = 60  # generous: the point is that it exits by itself, not how fast on a busy machine
 

@@ -9,7 +9,7 @@ import pytest
 
 from server.dialogue.drift_guard import guard, reply_language
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
-from tests.test_call import is_
+from tests.helpers import is_
 
 
 async def collect(stream: AsyncIterator[str]) -> str:

@@ -10,16 +10,7 @@ from hypothesis import strategies as st
 
 from server.events import BadMessage, Command, ModeChange, Reset, TextInput, parse_client_message
 from server.signalling import OfferError, parse_offer
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-    max_leaves=12,
-)
-known_keys = st.sampled_from(["type", "text", "mode", "language", "sdp"])
-messages = st.dictionaries(known_keys | st.text(max_size=8), json_values | st.sampled_from(
-    ["text", "mode", "reset", "end", "scorecard", "interview", "language", "chat", "en", "fr", "xx", "offer"]),
-    max_size=5)  # fmt: skip
+from tests.strategies import json_values, messages
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)  # the same cases on every run: CI stays repeatable

@@ -9,7 +9,8 @@ from server.audio.echo import EchoGate
 from server.audio.hearing import Hearing
 from server.audio.inbound import WINDOW
 from server.audio.outbound import FRAME_SAMPLES, SpeechTrack
-from server.audio.vad import SpeechDetector, VadEventKind
+from server.audio.vad import VadEventKind
+from server.turn_options import TurnOptions
 
 
 class ScriptedVad:
@@ -45,8 +46,8 @@ def playing_track(seconds: float = 5.0) -> SpeechTrack:
 
 
 def hearing(probabilities: list[float], track: SpeechTrack, echo: EchoGate | None = None) -> Hearing:
-    detector = SpeechDetector(threshold=0.5, start_windows=3, hangover_ms=700)
-    return Hearing(ScriptedVad(probabilities), detector, track, echo or EchoGate(), 3, 8)
+    options = TurnOptions(vad_threshold=0.5, start_windows=3, barge_in_windows=8)
+    return Hearing(ScriptedVad(probabilities), track, echo or EchoGate(), options, hangover_ms=700)
 
 
 async def loud(track: SpeechTrack) -> bool:

@@ -15,10 +15,10 @@ from yarl import URL
 from client.call import CallClient
 from server.app import CALLS, MODELS, STATIC, create_app
 from server.config import Settings
-from server.drain import HANDLER_ARGS
+from server.serving import HANDLER_ARGS
 from tests.fakes import fake_providers
-from tests.test_fuzz import json_values, messages
-from tests.test_signalling import client_offer
+from tests.helpers import client_offer
+from tests.strategies import json_values, messages
 
 TOKEN = "fuzz-token"
 ROUTES = ["/", "/offer", "/healthz", "/status", "/ice", "/languages", "/metrics", "/static/app.js", "/static/", "/nope"]

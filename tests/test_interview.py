@@ -14,6 +14,7 @@ from server.app import CALLS
 from server.dialogue.interview import OPENERS, Intent, Interview, clean_feedback, detect_intent
 from server.dialogue.judge import Judge, Verdict, offline_coverage
 from tests.fakes import FakeLLM, FakeSTT, fake_providers
+from tests.helpers import is_
 from tests.interview_script import (
     BANK,
     DONT_KNOW,
@@ -24,7 +25,6 @@ from tests.interview_script import (
     question_at_end,
     read_reply,
 )  # fmt: skip
-from tests.test_call import is_
 
 # What the scripted model says for each kind of answer: for a wrong one it praises, as the 1.5B model does.
 FEEDBACK = {

@@ -22,8 +22,7 @@ from server.config import Settings
 from server.languages import LANGUAGES
 from server.providers.base import AudioChunk, ChatMessage, Providers, VoiceStyle
 from server.providers.local.tts import ESPEAK_VOICES, PIPER_VOICE
-from tests.conftest import shared_clip
-from tests.test_call import is_
+from tests.helpers import is_, shared_clip
 
 pytestmark = pytest.mark.real_models
 # A shorter reply cap than a call's (100 tokens): enough for two sentences, and 13 turns fit in a few minutes.

@@ -6,23 +6,11 @@ import asyncio
 import threading
 
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
 
 from server.app import CALLS, MODELS, create_app
 from server.config import Settings
 from tests.fakes import fake_providers
-
-
-async def client_offer(video_only: bool = False, send_audio: bool = True) -> str:
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    if video_only:
-        pc.addTransceiver("video")
-    else:
-        pc.addTransceiver("audio", direction="sendrecv" if send_audio else "recvonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp
+from tests.helpers import client_offer
 
 
 @pytest.fixture
@@ -89,7 +77,7 @@ async def test_valid_offer_is_answered_and_shutdown_closes_the_call(aiohttp_clie
     answer = await resp.json()
     assert answer["type"] == "answer" and "m=audio" in answer["sdp"] and answer["session_id"]
     call = app[CALLS][answer["session_id"]]
-    assert call.mode == "chat"
+    assert call.responder.mode == "chat"
     await client.server.close()  # runs on_shutdown
     assert call.closed.is_set() and call.pc.connectionState == "closed"
 

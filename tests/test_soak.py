@@ -11,6 +11,7 @@ from client.call import CallClient
 from server.app import CALLS
 from server.config import Settings
 from tests.fakes import fake_providers
+from tests.helpers import settled
 
 CALLS_IN_SEQUENCE = 200
 
@@ -40,7 +41,8 @@ async def test_calls_in_sequence_leak_nothing(start_server, started_apps):
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for _ in range(CALLS_IN_SEQUENCE):
         await one_call(url, app_calls)
-    await asyncio.sleep(0.5)
+    # What a call leaves to wind down (its tasks, aiortc's threads) goes within moments.
+    await settled(lambda: len(asyncio.all_tasks()) <= tasks + 2 and threading.active_count() <= threads + 1, 5.0)
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"{CALLS_IN_SEQUENCE} calls: peak RSS {rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MB")
     assert len(asyncio.all_tasks()) <= tasks + 2, asyncio.all_tasks()

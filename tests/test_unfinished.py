@@ -12,7 +12,7 @@ from server.audio.vad import WINDOW_MS, SpeechDetector, VadEventKind
 from server.config import Settings
 from server.dialogue.unfinished import looks_unfinished
 from tests.fakes import FakeLLM, FakeSTT, fake_providers
-from tests.test_call import chat_call, is_
+from tests.helpers import chat_call, is_
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from client.call import read_wav
 from server.audio.inbound import WINDOW
 from server.audio.vad import WINDOW_MS, SileroModel, SpeechDetector, VadEventKind
 from server.providers.local import weights
-from tests.conftest import shared_clip
+from tests.helpers import shared_clip
 
 START, PAUSE, RESUME, END = VadEventKind.START, VadEventKind.PAUSE, VadEventKind.RESUME, VadEventKind.END
 ONSET, DROP = VadEventKind.ONSET, VadEventKind.DROP

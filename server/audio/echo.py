@@ -51,7 +51,6 @@ class EchoGate:
         self._sent: deque[tuple[float, float]] = deque(maxlen=int(ECHO_PATH_S / 0.02) + 2)
         self._ratios: deque[float] = deque(maxlen=HISTORY)
         self._levels: deque[float] = deque(maxlen=3)
-        self.gated = 0  # windows taken for echo (for the metrics)
 
     def sent(self, pcm: np.ndarray) -> None:
         """An outgoing frame (int16) has just left."""
@@ -80,6 +79,4 @@ class EchoGate:
         threshold = reference * min(max(self.gain() * MARGIN, MIN_GAIN), 1.0)
         if learn:
             self._ratios.append(level / reference)
-        echo = max(self._levels) < threshold
-        self.gated += echo
-        return echo
+        return max(self._levels) < threshold

@@ -6,7 +6,7 @@
 - While the bot speaks, the first speech window *holds* its audio (silence from the next frame, nothing
   dropped), so the person hears it stop within about one window of starting to talk. Confirming that it
   really is a person talking then takes ``barge_in_windows`` windows (laughter and coughs last fewer); if it
-  is not confirmed, the bot goes on from the same word, ``RELEASE_GRACE_MS`` later: a person who starts with
+  is not confirmed, the bot goes on from the same word, ``release_grace_ms`` (320 ms) later: a person who starts with
   "Wait, ..." falls quiet at the comma before the eighth window, and must not hear the bot come back for a
   moment between their words. If it is confirmed, the session barges in: the queued audio is dropped and the
   reply cancelled.
@@ -23,32 +23,32 @@ import numpy as np
 
 from server.audio.echo import EchoGate
 from server.audio.outbound import SpeechTrack
-from server.audio.vad import SileroStream, SpeechDetector, VadEvent, VadEventKind, VadState
+from server.audio.vad import SpeechDetector, VadEvent, VadEventKind, VadState
+from server.turn_options import TurnOptions
 
 logger = logging.getLogger(__name__)
 
-# How long a dropped onset keeps the bot held. A comma pause is 150-300 ms; a laugh's bursts then make one
-# pause instead of a stutter of stops and starts.
-RELEASE_GRACE_MS = 320
-
 
 class Hearing:
+    """Owns the call's ``SpeechDetector``; ``vad`` is a ``SileroStream`` (or anything that gives a window's
+    speech probability the same way)."""
+
     def __init__(
         self,
-        vad: SileroStream,
-        detector: SpeechDetector,
+        vad: Callable[[np.ndarray, bool], float],
         track: SpeechTrack,
         echo: EchoGate,
-        start_windows: int,
-        barge_in_windows: int,
+        options: TurnOptions,
+        hangover_ms: int,
         on_false_start: Callable[[], None] | None = None,
     ) -> None:
         self._vad = vad
-        self.detector = detector
+        self.detector = SpeechDetector(options.vad_threshold, options.start_windows, hangover_ms, options.pause_ms)
         self._track = track
-        self.echo = echo
-        self.start_windows = start_windows
-        self.barge_in_windows = max(barge_in_windows, start_windows)
+        self._echo = echo
+        self._start_windows = options.start_windows
+        self._barge_in_windows = max(options.barge_in_windows, options.start_windows)
+        self._release_grace_ms = options.release_grace_ms
         self._on_false_start = on_false_start
         self._release_at_ms: int | None = None  # a dropped onset: the bot goes on then, unless speech comes back
 
@@ -57,10 +57,10 @@ class Hearing:
         # Between turns, long digital silence may skip Silero.
         probability = self._vad(window, not self.detector.speaking)
         quiet = self.detector.state is VadState.QUIET  # so the echo gain is learned from the bot alone
-        if self.echo.is_echo(window, learn=quiet) and not self.detector.speaking:
+        if self._echo.is_echo(window, learn=quiet) and not self.detector.speaking:
             probability = 0.0
         playing = self._track.busy
-        self.detector.start_windows = self.barge_in_windows if playing else self.start_windows
+        self.detector.confirm_after(self._barge_in_windows if playing else self._start_windows)
         event = self.detector.update(probability)
         if event is None:
             self._release_if_due()
@@ -72,7 +72,7 @@ class Hearing:
             return None
         if event.kind is VadEventKind.DROP:
             if self._track.held:
-                self._release_at_ms = event.window_ms + RELEASE_GRACE_MS
+                self._release_at_ms = event.window_ms + self._release_grace_ms
                 logger.debug("onset at %d ms was not speech: the bot goes on unless it comes back", event.at_ms)
             return None
         if event.kind is VadEventKind.START:

@@ -125,15 +125,20 @@ class SpeechTrack(MediaStreamTrack):
         if self._last_sent is not None and self.on_frame_gap is not None:
             self.on_frame_gap(sent - self._last_sent)
         self._last_sent = sent
-        pcm = np.zeros(FRAME_SAMPLES, dtype=np.int16) if self.held else self._take(FRAME_SAMPLES)
-        if self.on_sent is not None:
-            self.on_sent(pcm)
+        pcm = self.take_frame()
         frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = OUT_RATE
         frame.pts = self._pts
         frame.time_base = TIME_BASE
         self._pts += FRAME_SAMPLES
         return frame
+
+    def take_frame(self) -> np.ndarray:
+        """The next 20 ms of samples, now (``next_frame`` paces it; tests drive the track with it directly)."""
+        pcm = np.zeros(FRAME_SAMPLES, dtype=np.int16) if self.held else self._take(FRAME_SAMPLES)
+        if self.on_sent is not None:
+            self.on_sent(pcm)
+        return pcm
 
     def _take(self, count: int) -> np.ndarray:
         out = np.zeros(count, dtype=np.int16)

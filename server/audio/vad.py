@@ -63,7 +63,6 @@ class SileroStream:
         self._state = np.zeros((2, 1, 128), dtype=np.float32)
         self._context = np.zeros(CONTEXT, dtype=np.float32)
         self._silent = 0  # consecutive digitally silent windows
-        self.skipped = 0
 
     def __call__(self, window: np.ndarray, between_turns: bool = True) -> float:
         """The speech probability of one window; ``between_turns``: the person is not speaking, so long digital
@@ -72,7 +71,6 @@ class SileroStream:
             self._silent += 1
             if between_turns and self._silent > SILENT_WINDOWS_BEFORE_SKIP:
                 self._context = window[-CONTEXT:]
-                self.skipped += 1
                 return 0.0
         else:
             self._silent = 0
@@ -115,17 +113,25 @@ class SpeechDetector:
         hangover_ms: int = 700,
         pause_ms: int = 96,
     ) -> None:
-        self.threshold = threshold
-        self.negative_threshold = max(threshold - 0.15, 0.01)
-        self.start_windows = start_windows
-        self.hangover_ms = hangover_ms
-        self.pause_ms = pause_ms
+        self._threshold = threshold
+        self._negative_threshold = max(threshold - 0.15, 0.01)
+        self._start_windows = start_windows
+        self._hangover_ms = hangover_ms
+        self._pause_ms = pause_ms
         self.state = VadState.QUIET
         self._paused = False  # a PAUSE was reported for the current silence
         self._windows = 0
         self._run = 0  # consecutive speech windows while STARTING
         self._mark_ms = 0  # onset while STARTING, silence start while STOPPING
         self._extra_ms = 0  # more hang-over for the current silence only
+
+    def confirm_after(self, start_windows: int) -> None:
+        """Speech windows that confirm speech from now on (more while the bot speaks: server/audio/hearing.py)."""
+        self._start_windows = start_windows
+
+    def set_hangover(self, hangover_ms: int) -> None:
+        """Silence that ends a turn from now on (a new mode)."""
+        self._hangover_ms = hangover_ms
 
     def extend(self, extra_ms: int) -> None:
         """Gives the current silence ``extra_ms`` more before the turn ends (the person sounds unfinished)."""
@@ -144,7 +150,7 @@ class SpeechDetector:
     def update(self, probability: float) -> VadEvent | None:
         at = self.now_ms
         self._windows += 1
-        speech = probability >= self.threshold
+        speech = probability >= self._threshold
         onset = False
         if self.state is VadState.QUIET:
             if not speech:
@@ -153,18 +159,18 @@ class SpeechDetector:
         if self.state is VadState.STARTING:
             if speech:
                 self._run += 1
-                if self._run >= self.start_windows:
+                if self._run >= self._start_windows:
                     self.state = VadState.SPEAKING
                     return VadEvent(VadEventKind.START, self._mark_ms, at)
                 return VadEvent(VadEventKind.ONSET, at, at) if onset else None
             # Undecided windows (between the two thresholds) neither count nor reset, but not for ever.
-            too_long = at - self._mark_ms >= (2 * self.start_windows + 4) * WINDOW_MS
-            if probability < self.negative_threshold or too_long:
+            too_long = at - self._mark_ms >= (2 * self._start_windows + 4) * WINDOW_MS
+            if probability < self._negative_threshold or too_long:
                 self.state = VadState.QUIET
                 return VadEvent(VadEventKind.DROP, self._mark_ms, at)
             return None
         if self.state is VadState.SPEAKING:
-            if probability >= self.negative_threshold:
+            if probability >= self._negative_threshold:
                 return None
             self.state, self._mark_ms, self._paused = VadState.STOPPING, at, False
         # STOPPING
@@ -172,10 +178,10 @@ class SpeechDetector:
             self.state, self._extra_ms = VadState.SPEAKING, 0
             return VadEvent(VadEventKind.RESUME, at, at) if self._paused else None
         silence_ms = at + WINDOW_MS - self._mark_ms
-        if silence_ms >= self.hangover_ms + self._extra_ms:
+        if silence_ms >= self._hangover_ms + self._extra_ms:
             self.state, self._extra_ms = VadState.QUIET, 0
             return VadEvent(VadEventKind.END, self._mark_ms, at)
-        if silence_ms >= self.pause_ms and not self._paused:
+        if silence_ms >= self._pause_ms and not self._paused:
             self._paused = True
             return VadEvent(VadEventKind.PAUSE, self._mark_ms, at)
         return None

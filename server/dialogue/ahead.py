@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from server.turn_options import TurnOptions
+
 logger = logging.getLogger(__name__)
 
 
@@ -25,10 +27,6 @@ def listens_ahead(setting: str, llm_reads_ahead: bool, stt_provider: str) -> boo
     if setting == "auto":
         return llm_reads_ahead and stt_provider == "local"
     return setting == "on"
-
-
-EVERY_S = 1.0  # a new partial transcript once this much more speech has come in
-MIN_WORDS = 3  # fewer words so far: nothing worth reading ahead
 
 
 class ListeningAhead:
@@ -41,12 +39,14 @@ class ListeningAhead:
         prefill: Callable[[str], Awaitable[None]],
         spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]],
         rate: int = 16_000,
-        every_s: float = EVERY_S,
+        every_s: float = TurnOptions.ahead_every_s,
+        min_words: int = TurnOptions.ahead_min_words,
     ) -> None:
         self._transcribe = transcribe
         self._prefill = prefill
         self._spawn = spawn  # the call's tasks are cancelled when it closes
-        self._step = int(every_s * rate)
+        self._step = int(every_s * rate)  # a new partial transcript once this much more speech has come in
+        self._min_words = min_words  # no more words so far: nothing worth reading ahead
         self._next_at = self._step  # samples of speech the next partial waits for
         self._task: asyncio.Task[None] | None = None
 
@@ -65,7 +65,7 @@ class ListeningAhead:
         try:
             text = await self._transcribe(audio)
             words = text.split()
-            if len(words) <= MIN_WORDS:
+            if len(words) <= self._min_words:
                 return
             await self._prefill(" ".join(words[:-1]))  # the last word may be cut
         except asyncio.CancelledError:

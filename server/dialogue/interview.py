@@ -352,12 +352,3 @@ def interview_for(
     remote = settings.judge == "remote" or (settings.judge == "auto" and settings.provider("llm") == "openai")
     judge = Judge(providers.llm if remote else None, timeout_s=min(settings.llm_timeout_s, 10.0))
     return Interview(default_bank(), judge, rng)
-
-
-def reply_deltas(
-    plan: Plan | None, llm: ChatModel, messages: list[ChatMessage], temperature: float, max_tokens: int
-) -> AsyncIterator[str]:
-    """The reply's text: the interview's plan where there is one, else the model's own reply to ``messages``."""
-    if plan is not None:
-        return plan.deltas(llm, temperature, max_tokens)
-    return llm.stream(messages, temperature=temperature, max_tokens=max_tokens)

@@ -31,7 +31,6 @@ class Persona:
     max_tokens: int = 120
     remote_temperature: float = 0.9  # for a remote model, as the seed used OpenAI
     remote_max_tokens: int = 150
-    hangover_ms: int = 800  # silence that ends a turn, unless PARLEY_HANGOVER_MS sets one for every mode
     instructions: str = ""  # speaking style, for engines that take directions
     speaking_rate: float = 1.0  # for engines that take a speed (the embedded voices); below 1 is slower
     localized_greetings: tuple[tuple[str, str], ...] = ()  # (language, greeting), over ``greetings``
@@ -76,7 +75,6 @@ INTERVIEW = Persona(
     temperature=0.7,
     max_tokens=120,
     remote_max_tokens=300,
-    hangover_ms=1300,  # thinking pauses of 1.2 s inside an answer must not end it
     instructions="Speak like a warm, encouraging interviewer: clear, calm, professional.",
 )
 
@@ -93,7 +91,6 @@ LANGUAGE_PRACTICE = Persona(
     examples=tuple((code, language.correction_example) for code, language in LANGUAGES.items()),
     temperature=0.6,  # cooler than chat: fewer drifts into another language
     max_tokens=100,
-    hangover_ms=1200,  # learners search for words
     instructions="Speak slowly and clearly, like a friendly teacher.",
     speaking_rate=0.85,
 )
@@ -109,7 +106,6 @@ CHAT = Persona(
     greetings=("Hey! Good to see you. What's on your mind today?", "Hi there! How's your day going?"),
     temperature=0.8,
     max_tokens=100,
-    hangover_ms=700,
     instructions="Speak casually and warmly, like a friend.",
 )
 

@@ -1,9 +1,9 @@
 """Does what the person said so far sound unfinished? A turn-end cue beyond silence.
 
-The speculative transcription that starts at a pause (see ``Call._speculate``) arrives while the hang-over
-is still running. When its words trail off ("... because", "and the", "I think that,", "..."), the person is
-most likely thinking, not done: the session then gives the current silence ``UNFINISHED_EXTRA_MS`` more
-before it takes the turn as over. A finished-sounding sentence keeps the mode's normal hang-over.
+The speculative transcription that starts at a pause (see ``TurnTaker._speculate``) arrives while the
+hang-over is still running. When its words trail off ("... because", "and the", "I think that,", "..."), the
+person is most likely thinking, not done: the reply then gives the current silence ``TurnOptions.unfinished_extra_ms``
+more before it takes the turn as over. A finished-sounding sentence keeps the mode's normal hang-over.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 
 from server.languages import LANGUAGES
-
-UNFINISHED_EXTRA_MS = 1000
 
 # "that" ends "I like that." but not "the difference is that": only after these words.
 _THAT_AFTER = frozenset("is was think thought say said know believe mean means so".split())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 
 from server.config import STAGES, Settings
 from server.providers.base import ChatModel, Providers, SpeechToText, TextToSpeech
@@ -60,3 +61,8 @@ def build(settings: Settings) -> Providers:
     providers = Providers(stt=stt, llm=llm, tts=tts)
     logger.info("providers: %s", providers.describe())
     return providers
+
+
+def load_local(settings: Settings) -> Providers:
+    """The embedded STT, LLM and TTS whatever the settings say (the tests' real-model fixture)."""
+    return build(replace(settings, stt="local", llm="local", tts="local"))

@@ -4,22 +4,6 @@ from __future__ import annotations
 
 import os
 
-from server.config import Settings
-from server.providers.base import Providers
-
-# llama.cpp and CTranslate2 run on OpenMP, whose threads by default spin for a while after each operation,
-# waiting for the next. On 2 cores shared with Piper (next sentence's speech) and Whisper that spinning takes
-# the cores from them: Piper took twice as long while the LLM generated. Passive threads sleep at once. Side by
-# side in bench.latency (two pairs of runs): voice to voice p50 2.22 / 2.04 s, against 2.35 / 2.21 s spinning;
-# the LLM alone reads prompts a little slower. Set before llama.cpp's OpenMP runtime loads; a value from the
-# environment wins.
+# OpenMP threads (llama.cpp, CTranslate2) sleep at once instead of spinning, which took the 2 cores from Piper:
+# voice to voice p50 2.22 / 2.04 s against 2.35 / 2.21 s (bench.latency). Set before OpenMP loads; the env wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-def load_local(settings: Settings) -> Providers:
-    """The embedded STT, LLM and TTS whatever the settings say (the tests' real-model fixture)."""
-    from dataclasses import replace
-
-    from server.providers.registry import build
-
-    return build(replace(settings, stt="local", llm="local", tts="local"))

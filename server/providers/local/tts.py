@@ -32,7 +32,7 @@ WORDS_PER_MINUTE = 165  # espeak-ng's speed at rate 1.0 (its default, 175, is hu
 class PiperTTS:
     """Piper streams one chunk per sentence; the caller sends it a sentence at a time."""
 
-    def __init__(self, threads: int = 1, model: Path | None = None) -> None:
+    def __init__(self, model: Path | None = None) -> None:
         from piper import PiperVoice  # heavy import, only when the embedded TTS is used
 
         onnx = model or weights.ensure(weights.PIPER_JOE[0])

@@ -1,4 +1,5 @@
-"""One spoken reply: text deltas -> sentences -> speech -> the outgoing track, cancellable at any point.
+"""One reply: its handle (task, confirmation, gate, clock, what was heard), its speech (text deltas ->
+sentences -> speech -> the outgoing track, cancellable at any point) and its timings.
 
 Sentences are synthesized while the model is still generating the next ones. The reply knows what the person
 heard: each sentence is a track segment whose ``played`` count moves only as frames actually leave.
@@ -11,10 +12,10 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from server.audio.outbound import OutputResampler, Segment, SpeechTrack
 from server.dialogue.text import SentenceSplitter, heard_part, spoken
+from server.protocol import Metrics
 from server.providers.base import TextToSpeech, VoiceStyle
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,13 @@ class TurnClock:
     llm_first_sentence_ms: int | None = None
     tts_first_audio_ms: int | None = None
 
+    def transcribed(self, started: float) -> None:
+        """Transcription, begun at ``started`` (monotonic), is done."""
+        self.stt_ms = round((time.monotonic() - started) * 1000)
+
+    def llm_starts(self) -> None:
+        self.llm_started_at = time.monotonic()
+
     def _since_llm_start(self) -> int | None:
         return None if self.llm_started_at is None else round((time.monotonic() - self.llm_started_at) * 1000)
 
@@ -43,19 +51,95 @@ class TurnClock:
     def first_audio(self, tts_ms: int) -> None:
         self.tts_first_audio_ms = tts_ms
 
-    def report(self, turn: int) -> dict[str, Any]:
-        """The ``metrics`` event's fields, as the turn's first reply frame is sent (now)."""
-        return {
-            "turn": turn,
-            "stt_ms": self.stt_ms,
-            "llm_first_token_ms": self.llm_first_token_ms,
-            "llm_first_sentence_ms": self.llm_first_sentence_ms,
-            "tts_first_audio_ms": self.tts_first_audio_ms,
-            "response_ms": round((time.monotonic() - self.ended_at) * 1000),
-        }
+    def report(self, turn: int) -> Metrics:
+        """The ``metrics`` event, as the turn's first reply frame is sent (now)."""
+        return Metrics(
+            type="metrics",
+            turn=turn,
+            stt_ms=self.stt_ms,
+            llm_first_token_ms=self.llm_first_token_ms,
+            llm_first_sentence_ms=self.llm_first_sentence_ms,
+            tts_first_audio_ms=self.tts_first_audio_ms,
+            response_ms=round((time.monotonic() - self.ended_at) * 1000),
+        )
+
+
+class ReplyHandle:
+    """One reply, from the moment it is started until it has been heard or cut; nothing else holds pieces of it.
+
+    - ``task``: its work (``TurnTaker.start`` runs it after the previous reply has finished);
+    - the turn's confirmation: a *speculative* reply is started at a pause while the person may still go on, and
+      says and records nothing until ``confirm()`` (the hang-over ran out); others are confirmed from the start;
+    - ``gate``: its audio waits behind it until the turn is committed (the transcript sent, the history kept);
+    - ``clock``: the turn's timings for the ``metrics`` event (none for greetings and apologies), taken once;
+    - ``speech``: the ``Reply`` speaking for it, which knows what the person heard.
+    """
+
+    def __init__(
+        self,
+        clock: TurnClock | None = None,
+        speculative: bool = False,
+        on_unfinished: Callable[[], None] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.speculative = speculative
+        self._turn_over = asyncio.Event()
+        if not speculative:
+            self._turn_over.set()
+        self._on_unfinished = on_unfinished  # the person sounds unfinished: give their pause more time
+        self.gate = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.speech: Reply | None = None
+
+    @property
+    def turn_over(self) -> bool:
+        return self._turn_over.is_set()
+
+    def confirm(self) -> None:
+        """The person's turn is over: a speculative reply may now be heard."""
+        self._turn_over.set()
+
+    async def wait_turn_over(self) -> None:
+        await self._turn_over.wait()
+
+    def sounds_unfinished(self) -> None:
+        """The words so far trail off: while the turn is still unconfirmed, its pause is given more time."""
+        if not self.turn_over and self._on_unfinished is not None:
+            self._on_unfinished()
+
+    def runs(self, task: asyncio.Task[None]) -> None:
+        """``task`` does the reply's work."""
+        self.task = task
+
+    def speaks(self, speech: Reply) -> None:
+        """``speech`` is the reply's speech now (an apology replaces a failed turn's)."""
+        self.speech = speech
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+    async def over(self) -> None:
+        """Returns once the reply's work is over, however it ended (at once if it is over already)."""
+        if self.task is not None and not self.task.done():
+            await asyncio.wait([self.task])
+
+    def cancel(self) -> bool:
+        """Cuts the reply (its work, and its speech where it has begun); False when it was already over."""
+        if not self.running:
+            return False
+        self.task.cancel()  # type: ignore[union-attr]
+        return True
+
+    def take_clock(self) -> TurnClock | None:
+        """The turn's clock, once: its first reply frame reports the metrics."""
+        clock, self.clock = self.clock, None
+        return clock
 
 
 class Reply:
+    """A reply's speech: sentences synthesized and written to the track, and what of them was played."""
+
     def __init__(
         self,
         track: SpeechTrack,
@@ -108,7 +192,7 @@ class Reply:
         return " ".join(w for w in words if w)
 
     def segment_done(self, segment: Segment) -> None:
-        """Called by the session when the track has sent the last sample of ``segment``."""
+        """Called (by the responder) when the track has sent the last sample of ``segment``."""
         self._done.add(segment)
         self._check_played()
 

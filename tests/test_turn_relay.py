@@ -23,8 +23,8 @@ from aiortc import RTCIceServer
 from bench.serverproc import ServerProcess
 from client.call import CallClient
 from server.ice import use_loopback_only
-from tests.conftest import ROOT
 from tests.fake_openai import KEY, FakeOpenAI
+from tests.helpers import ROOT
 
 TURN_IP, SERVER_IP = "10.99.0.1", "10.99.0.2"
 TURN_PORT = 3478

@@ -1,0 +1,254 @@
+"""What a call says: one turn from the person's words (or audio) to the bot's spoken answer, greetings, apologies,
+and what the outgoing track reports as each sentence plays. It keeps the dialogue's state (mode, persona,
+conversation, interview). Which reply runs when is the turn-taker's (server/dialogue/turn_taking.py); each
+reply's pieces are its ``ReplyHandle``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import numpy as np
+
+from server.audio.outbound import Segment, SpeechTrack
+from server.config import Settings
+from server.dialogue.conversation import Conversation
+from server.dialogue.drift_guard import guard, heard_languages, reply_language
+from server.dialogue.interview import Interview, interview_for
+from server.dialogue.modes import APOLOGIES, PERSONAS, Persona
+from server.dialogue.reply import Reply, ReplyHandle
+from server.dialogue.unfinished import looks_unfinished
+from server.metrics import Metrics
+from server.protocol import (
+    Caption,
+    Error,
+    ErrorCode,
+    Interrupted,
+    Scorecard,
+    ServerEvent,
+    State,
+    StateChange,
+    Transcript,
+)
+from server.providers.base import ProviderError, Providers, VoiceStyle
+
+logger = logging.getLogger("server.session")  # one logger for a call's lines
+
+
+class Responder:
+    def __init__(
+        self,
+        session_id: str,
+        settings: Settings,
+        providers: Providers,
+        metrics: Metrics,
+        track: SpeechTrack,
+        send: Callable[[ServerEvent], None],
+        spawn: Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]],
+        mode: str,
+        language: str,
+    ) -> None:
+        self.session_id = session_id
+        self.settings = settings
+        self.providers = providers
+        self.metrics = metrics
+        self._track = track
+        self._send = send
+        self._spawn = spawn
+        self.mode, self.language = mode, language
+        self.persona: Persona = PERSONAS[mode]
+        self.conversation = Conversation(self.persona.system_prompt(language))
+        self._rng = random.Random()
+        self.interview: Interview | None = None
+        self._new_interview()
+        self.turns = 0
+        self._speaking: ReplyHandle | None = None  # the reply whose speech is running
+
+    # -- the dialogue's state -------------------------------------------------------------------------------
+    def restart(self, mode: str | None = None, language: str | None = None) -> None:
+        """Starts over, in a new mode or language where given."""
+        if mode is not None:
+            self.mode = mode
+            self.language = language or self.language
+            self.persona = PERSONAS[self.mode]
+        self.conversation.reset(self.persona.system_prompt(self.language))
+        self._new_interview()
+
+    def _new_interview(self) -> None:
+        # English interviews run on the question bank, their structure kept by the app (dialogue/interview.py).
+        self.interview = interview_for(self.mode, self.language, self.settings, self.providers, self._rng)
+        if self.interview is not None:
+            self.interview.prime(self.conversation)
+
+    @property
+    def reads_ahead(self) -> bool:
+        """Interview turns send the model the app's own prompt (the judged facts), not the words: no use."""
+        return self.interview is None
+
+    def scorecard(self) -> Scorecard | None:
+        if self.interview is None:
+            return None
+        return Scorecard(type="scorecard", **self.interview.scorecard())  # type: ignore[typeddict-item]
+
+    def _state(self, state: State) -> None:
+        self._send(StateChange(type="state", state=state))
+
+    def _log(self, event: str) -> dict[str, str]:
+        return {"call": self.session_id, "event": event}
+
+    def _style(self, language: str | None = None) -> VoiceStyle:
+        voice, persona = getattr(self.settings, f"voice_{self.mode}"), self.persona
+        return VoiceStyle(voice, persona.instructions, language or self.language, persona.speaking_rate)
+
+    def _sampling(self) -> tuple[float, int]:
+        persona = self.persona
+        if self.settings.provider("llm") == "openai":
+            return persona.remote_temperature, persona.remote_max_tokens
+        return persona.temperature, min(persona.max_tokens, self.settings.llm_max_tokens)
+
+    # -- replies --------------------------------------------------------------------------------------------
+    def greeting(self) -> Callable[[ReplyHandle], Coroutine[Any, Any, None]]:
+        """The greeting, chosen now (and the interview's first question); said as a reply of its own."""
+        question = self.interview.first_question().text if self.interview is not None else None
+        text = self.persona.greeting(self._rng, self.language, question)
+        return lambda handle: self._speak_fixed(handle, text)
+
+    async def _speak_fixed(self, handle: ReplyHandle, text: str, warm: bool = True) -> None:
+        reply = Reply(self._track, self.providers.tts, self._style())
+        handle.take_clock()  # greetings and apologies have no turn metrics
+        await self._run_reply(handle, reply, lambda: reply.say(text))
+        if warm and self.interview is not None:  # (other modes warm after every reply: _run_reply)
+            # Evaluate the prompt now, while the person listens, so their first turn starts warm.
+            self._spawn(self.providers.llm.warm(self.conversation.messages()))
+
+    async def answer(self, handle: ReplyHandle, audio: np.ndarray | None, text: str | None) -> None:
+        """One turn. A speculative ``handle``: transcription, generation and the first sentence's synthesis go
+        ahead, but nothing is said or recorded until the turn-taker confirms the turn is over."""
+        clock = handle.clock
+        assert clock is not None
+        speaking: asyncio.Task[None] | None = None
+        if not handle.speculative:
+            self._state("thinking")
+        try:
+            if audio is not None:
+                started = time.monotonic()
+                text = await self.transcribe(audio)
+                clock.transcribed(started)
+                if not handle.turn_over and looks_unfinished(text, self.language):
+                    handle.sounds_unfinished()  # they are thinking: give the pause more time
+            if not text:  # nothing intelligible (a cough, noise): keep listening
+                if handle.turn_over:
+                    self._state("listening")
+                return
+            language = reply_language(self.mode, self.language, text)
+            reply = Reply(
+                self._track, self.providers.tts, self._style(language),
+                on_first_token=clock.first_token, on_first_sentence=clock.first_sentence,
+                on_first_audio=clock.first_audio, gate=handle.gate,
+            )  # fmt: skip
+            temperature, max_tokens = self._sampling()
+            plan = await self.interview.plan(text) if self.interview is not None else None
+            if plan is not None:  # the app keeps the interview's structure; the model phrases the feedback
+                deltas = plan.deltas(self.providers.llm, temperature, max_tokens)
+            else:  # language practice and chat: sentences in another language are caught before they are said
+                deltas = guard(
+                    lambda prompt: self.providers.llm.stream(prompt, temperature=temperature, max_tokens=max_tokens),
+                    self.conversation.with_user(text), self.mode, language, self.language,
+                )  # fmt: skip
+            clock.llm_starts()
+            speaking = asyncio.ensure_future(self._run_reply(handle, reply, lambda: reply.speak(deltas)))
+            await handle.wait_turn_over()
+            self.turns += 1
+            logger.debug("call %s heard: %s", self.session_id, text)  # transcripts only when debugging
+            self._send(Transcript(type="transcript", role="user", text=text, interrupted=False))
+            self.conversation.add_user(text)
+            if plan is not None:
+                plan.commit()  # the turn is the person's for sure now: the interview moves on
+            handle.gate.set()
+            await speaking
+        except ProviderError as exc:
+            self._fail("provider_failed", str(exc))
+            if exc.stage != "tts":
+                await self._apologize(handle)
+        except Exception:
+            logger.exception("call %s: turn failed", self.session_id)
+            self._fail("internal", "something went wrong on the server; please try again")
+            await self._apologize(handle)
+        finally:
+            if speaking is not None and not speaking.done():
+                speaking.cancel()  # dropped speculation: the person went on talking
+                await asyncio.wait([speaking])
+
+    async def transcribe(self, audio: np.ndarray) -> str:
+        """The person's words (a whole turn, or the turn so far when listening ahead)."""
+        return await self.providers.stt.transcribe(audio, self.language, languages=heard_languages(self.mode))
+
+    async def prefill(self, text: str) -> None:
+        """Listening ahead: the model reads the conversation and the words so far into its cache."""
+        await self.providers.llm.prefill(self.conversation.with_user(text))
+
+    async def _run_reply(
+        self, handle: ReplyHandle, reply: Reply, speak: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
+        """Runs the reply to its end, or records what was heard when the person barges in. (``speak`` makes the
+        speech only here: a reply cut before it began leaves no coroutine that was never awaited.)"""
+        handle.speaks(reply)
+        self._speaking = handle
+        try:
+            await speak()
+        except asyncio.CancelledError:
+            self._track.clear()
+            if reply.started:
+                heard = reply.heard()
+                self.conversation.add_assistant(heard, interrupted=True)
+                self.metrics.barge_ins.inc()
+                self._send(Interrupted(type="interrupted", heard=heard))
+                self._send(Transcript(type="transcript", role="assistant", text=heard, interrupted=True))
+            if reply.confirmed:  # a dropped speculation was never announced
+                self._state("listening")
+            raise
+        finally:
+            self._speaking = None
+        self.conversation.add_assistant(reply.text)
+        self._send(Transcript(type="transcript", role="assistant", text=reply.text, interrupted=False))
+        self._state("listening")
+        if self.interview is None:  # (interview turns prompt the model with the app's own messages)
+            self._spawn(self.providers.llm.warm(self.conversation.messages()))  # while the person thinks
+
+    async def _apologize(self, handle: ReplyHandle) -> None:
+        """A short spoken apology, so a person who is not reading the screen knows to say it again."""
+        try:
+            await self._speak_fixed(handle, APOLOGIES.get(self.language, APOLOGIES["en"]), warm=False)
+        except ProviderError:
+            self._state("listening")  # speech synthesis is failing too: the error event has to do
+
+    def _fail(self, code: ErrorCode, message: str) -> None:
+        self._track.clear()
+        self._send(Error(type="error", code=code, message=message))
+        self._state("listening")
+
+    # -- the track's playback callbacks (run inside recv(), on the loop) ------------------------------------
+    def segment_started(self, segment: Segment) -> None:
+        handle = self._speaking
+        reply = handle.speech if handle is not None else None
+        if reply is not None and segment in reply.segments:
+            self._send(Caption(type="caption", role="assistant", text=segment.text))  # live captions
+        if handle is None or reply is None or not reply.segments or segment is not reply.segments[0]:
+            return
+        self._state("speaking")
+        clock = handle.take_clock()
+        if clock is None:
+            return  # the greeting has no turn metrics
+        report = clock.report(self.turns)
+        self.metrics.observe_turn(report)
+        logger.info("call %s: turn %s %s", self.session_id, self.turns, report, extra=self._log("turn"))
+        self._send(report)
+
+    def segment_done(self, segment: Segment) -> None:
+        reply = self._speaking.speech if self._speaking is not None else None
+        if reply is not None and segment in reply.segments:
+            reply.segment_done(segment)

@@ -1,0 +1,175 @@
+"""Who speaks when, in one call. ``TurnTaker`` consumes the hearing's speech events window by window and owns
+what a turn is made of: the pre-roll before an onset, the utterance, the speculative reply started at a pause,
+listening ahead, and the barge-in decision. Each reply it starts is a ``ReplyHandle`` (server/dialogue/reply.py);
+replies run one after another, a new one once the previous has recorded what was heard.
+
+It reaches its call only through ``TurnHooks``, so it runs as well without WebRTC (tests/test_turn_taking.py
+drives it with scripted speech probabilities and fake providers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+import numpy as np
+
+from server.audio.hearing import Hearing
+from server.audio.inbound import WINDOW
+from server.audio.vad import WINDOW_MS, VadEvent, VadEventKind, VadState
+from server.dialogue.ahead import ListeningAhead
+from server.dialogue.reply import ReplyHandle, TurnClock
+from server.metrics import Metrics
+from server.protocol import ServerEvent, Speech, StateChange
+from server.turn_options import TurnOptions
+
+
+class TurnHooks(Protocol):
+    """What the turn-taker asks of its call."""
+
+    def send(self, event: ServerEvent) -> None:
+        """An event to the client."""
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Runs ``work`` as one of the call's tasks (cancelled when it closes)."""
+
+    def clear_output(self) -> None:
+        """Drops the bot's queued audio now (a barge-in)."""
+
+    def person_active(self) -> None:
+        """The person started or resumed speaking (the call's idle timer starts over)."""
+
+    def answer(self, handle: ReplyHandle, audio: np.ndarray | None, text: str | None) -> Coroutine[Any, Any, None]:
+        """The work of one reply to the person's audio or typed text, run as ``handle``'s task."""
+
+    async def transcribe(self, audio: np.ndarray) -> str:
+        """The words in ``audio`` (listening ahead)."""
+
+    async def prefill(self, text: str) -> None:
+        """Has the chat model read the conversation plus ``text`` into its cache (listening ahead)."""
+
+    @property
+    def reads_ahead(self) -> bool:
+        """Whether reading ahead can help the next reply now (not in interviews: they prompt the app's text)."""
+
+
+class TurnTaker:
+    def __init__(self, hearing: Hearing, options: TurnOptions, hooks: TurnHooks, metrics: Metrics) -> None:
+        self._hearing = hearing
+        self._options = options
+        self._hooks = hooks
+        self._metrics = metrics
+        self._preroll: deque[np.ndarray] = deque(maxlen=options.preroll_windows)
+        self._utterance: deque[np.ndarray] | None = None
+        self._ahead: ListeningAhead | None = None
+        if options.listen_ahead:
+            every_s, min_words = options.ahead_every_s, options.ahead_min_words
+            self._ahead = ListeningAhead(
+                hooks.transcribe, hooks.prefill, hooks.spawn, every_s=every_s, min_words=min_words
+            )
+        self._speculation: ReplyHandle | None = None  # started at a pause, waiting for the turn to end
+        self._current: ReplyHandle | None = None  # the reply started last
+
+    # -- hearing --------------------------------------------------------------------------------------------
+    def hear(self, window: np.ndarray) -> None:
+        """One 32 ms window. Silero takes ~0.1 ms, so it runs right here: a thread hop would cost more and
+        delay the barge-in decision."""
+        event = self._hearing.update(window)
+        utterance = self._utterance
+        if utterance is not None:
+            utterance.append(window)
+            speaking = self._hearing.detector.state is VadState.SPEAKING
+            if self._ahead is not None and self._hooks.reads_ahead and speaking:
+                self._ahead.heard(len(utterance) * WINDOW, lambda: np.concatenate(utterance))
+        else:
+            self._preroll.append(window)
+        if event is not None:
+            self.on_vad(event)
+
+    def on_vad(self, event: VadEvent) -> None:
+        kind = event.kind
+        if kind in (VadEventKind.PAUSE, VadEventKind.END) and self._ahead is not None:
+            self._ahead.pause()  # the turn may be over: its transcription and reply need the models now
+        if kind in (VadEventKind.START, VadEventKind.RESUME):
+            self._hooks.person_active()
+        if kind is VadEventKind.START:
+            self._utterance = deque(self._preroll, maxlen=self._options.max_utterance_windows)
+            self._preroll.clear()
+            if self._ahead is not None:
+                self._ahead.reset()
+            self._hooks.send(Speech(type="speech", event="start"))
+            self.barge_in()
+        elif kind is VadEventKind.PAUSE and self._utterance is not None and self._options.speculate:
+            # Start on the reply now, while the hang-over runs; it is dropped if the person goes on.
+            self._speculation = self._speculate(event)
+        elif kind is VadEventKind.RESUME and self._speculation is not None:
+            self._speculation.cancel()
+            self._speculation = None
+            self._metrics.speculations_dropped.inc()
+        elif kind is VadEventKind.END and self._utterance is not None:
+            speculation = self._speculation or self._speculate(event)  # a hang-over shorter than a pause
+            self._utterance, self._speculation = None, None
+            self._hooks.send(Speech(type="speech", event="end"))
+            speculation.confirm()
+            if speculation.running:  # done already: transcription found no words
+                self._hooks.send(StateChange(type="state", state="thinking"))
+
+    def _speculate(self, event: VadEvent) -> ReplyHandle:
+        """Starts the reply to the utterance so far; it is heard only once ``confirm()``-ed."""
+        assert self._utterance is not None
+        windows = list(self._utterance)
+        quiet = max(1, (event.window_ms + WINDOW_MS - event.at_ms) // WINDOW_MS)
+        speech = windows[: len(windows) - quiet + 1]  # Whisper gets the speech and one quiet window
+        clock = TurnClock(ended_at=time.monotonic() - quiet * WINDOW_MS / 1000)
+        handle = ReplyHandle(clock, speculative=True, on_unfinished=self._extend_pause)
+        return self.start(handle, self._hooks.answer(handle, np.concatenate(speech), None))
+
+    def _extend_pause(self) -> None:
+        self._hearing.detector.extend(self._options.unfinished_extra_ms)
+
+    def set_hangover(self, hangover_ms: int) -> None:
+        """A new mode's hang-over."""
+        self._hearing.detector.set_hangover(hangover_ms)
+
+    # -- replies --------------------------------------------------------------------------------------------
+    def answer_text(self, text: str) -> ReplyHandle:
+        """Typed text: while the bot speaks it counts as a barge-in; it is answered like speech."""
+        self.barge_in()
+        handle = ReplyHandle(TurnClock(ended_at=time.monotonic()))
+        return self.start(handle, self._hooks.answer(handle, None, text))
+
+    def say(self, speak: Callable[[ReplyHandle], Coroutine[Any, Any, None]]) -> ReplyHandle:
+        """A reply of the bot's own (a greeting), after whatever is being said now."""
+        handle = ReplyHandle()
+        return self.start(handle, speak(handle))
+
+    def start(self, handle: ReplyHandle, work: Coroutine[Any, Any, None]) -> ReplyHandle:
+        """Runs ``work`` as ``handle``'s task once the reply before it has finished."""
+        previous = self._current
+
+        async def after_previous() -> None:
+            try:
+                if previous is not None:
+                    # Let the interrupted reply record what was heard before the next turn reads the history.
+                    await previous.over()
+            except asyncio.CancelledError:
+                work.close()  # cancelled before it began
+                raise
+            await work
+
+        handle.runs(self._hooks.spawn(after_previous()))
+        self._current = handle
+        return handle
+
+    # -- barge-in -------------------------------------------------------------------------------------------
+    def barge_in(self) -> bool:
+        """Stops the bot now: the outgoing audio is dropped at once, the reply's work cancelled."""
+        current = self._current
+        if current is None or not current.running:
+            return False
+        self._hooks.clear_output()
+        current.cancel()
+        return True

@@ -1,0 +1,58 @@
+"""One call's turn-taking knobs, with their defaults in one place: speech detection, barge-in, the end of a turn,
+speculation and listening ahead. Built from ``Settings`` (which overrides a few of them from the environment)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from server.audio.inbound import VAD_RATE, WINDOW
+from server.config import Settings
+
+# Silence (ms) that ends a turn, per mode: interview answers have thinking pauses of 1.2 s that must not end
+# them; learners search for words; chat is quick. PARLEY_HANGOVER_MS sets one for every mode.
+HANGOVER_MS = {"interview": 1300, "language": 1200, "chat": 700}
+
+
+@dataclass(frozen=True)
+class TurnOptions:
+    # Speech detection (server/audio/vad.py): a window is speech at >= threshold, silence below threshold - 0.15.
+    vad_threshold: float = 0.5
+    start_windows: int = 3  # consecutive 32 ms speech windows that confirm speech while the bot is quiet
+    pause_ms: int = 96  # a silence this long is a pause (dips between words are shorter): speculation starts
+    hangover_ms: dict[str, int] = field(default_factory=lambda: dict(HANGOVER_MS))  # per mode
+    # Barge-in (server/audio/hearing.py): while the bot speaks, its audio is held at the first speech window,
+    # and this many windows confirm a person talking (laughter and coughs are shorter).
+    barge_in_windows: int = 8
+    # How long a dropped onset keeps the bot held. A comma pause is 150-300 ms; a laugh's bursts then make one
+    # pause instead of a stutter of stops and starts.
+    release_grace_ms: int = 320
+    # Words that trail off ("... because") give the current silence this much more (server/dialogue/unfinished.py).
+    unfinished_extra_ms: int = 1000
+    # Audio kept from before the speech onset (320 ms): Whisper needs the first phoneme.
+    preroll_windows: int = 10
+    max_utterance_windows: int = 30 * VAD_RATE // WINDOW  # Whisper reads 30 s at most
+    # Speculation: at a pause the reply starts (transcription, generation, the first sentence's speech) and is
+    # heard only once the hang-over confirms the turn is over.
+    speculate: bool = True
+    # Listening ahead (server/dialogue/ahead.py): a partial transcript once this much more speech has come in;
+    # with no more than ahead_min_words words, nothing is worth reading ahead.
+    listen_ahead: bool = False
+    ahead_every_s: float = 1.0
+    ahead_min_words: int = 3
+
+    @classmethod
+    def from_settings(cls, settings: Settings, listen_ahead: bool = False) -> TurnOptions:
+        """``listen_ahead``: whether this server listens ahead (``listens_ahead()``, which knows the providers)."""
+        hangover = dict(HANGOVER_MS)
+        if settings.hangover_ms:
+            hangover = dict.fromkeys(hangover, settings.hangover_ms)
+        return cls(
+            vad_threshold=settings.vad_threshold,
+            start_windows=settings.vad_start_windows,
+            barge_in_windows=max(settings.barge_in_windows, settings.vad_start_windows),
+            hangover_ms=hangover,
+            listen_ahead=listen_ahead,
+        )
+
+    def hangover_for(self, mode: str) -> int:
+        return self.hangover_ms[mode]
