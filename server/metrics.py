@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
 STAGES = ("stt", "llm_first_token", "llm_first_sentence", "tts_first_audio")
 _LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -14,6 +26,22 @@ _LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # The process's resident memory, open file descriptors and CPU (process_*), and Python's garbage collector
+        # (python_gc_*): what an operator watches on a server left running for months.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        # What a leak would move: objects of calls and replies still alive (after hang-up they must go), tasks on
+        # the event loop and threads. parley_live_calls above parley_active_calls means ended calls are kept.
+        self.live_calls: weakref.WeakSet[object] = weakref.WeakSet()
+        self.live_replies: weakref.WeakSet[object] = weakref.WeakSet()
+        Gauge("parley_live_calls", "Call objects alive, ended ones not yet freed included",
+              registry=self.registry).set_function(lambda: len(self.live_calls))  # fmt: skip
+        Gauge("parley_live_replies", "Reply objects alive", registry=self.registry).set_function(
+            lambda: len(self.live_replies)
+        )
+        Gauge("parley_event_loop_tasks", "Tasks on the event loop", registry=self.registry).set_function(_tasks)
+        Gauge("parley_threads", "Threads of the process", registry=self.registry).set_function(threading.active_count)
         self.active_calls = Gauge("parley_active_calls", "Calls in progress", registry=self.registry)
         self.calls = Counter("parley_calls", "Calls accepted", registry=self.registry)
         self.loop_stalls = Counter(
@@ -69,3 +97,10 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _tasks() -> int:
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:  # rendered from outside the loop
+        return 0

@@ -11,8 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
-from server.app import CALLS
+from server.app import CALLS, MODELS
 from server.drain import DRAIN, drain
+from server.heap import freeze_when_loaded
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ async def serve(app: web.Application, host: str, port: int, linger_s: float) -> 
     await web.TCPSite(runner, host, port).start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    freezing = loop.create_task(freeze_when_loaded(app[MODELS].loaded))
 
     def on_signal(signum: int) -> None:
         if stop.is_set():
@@ -45,6 +47,7 @@ async def serve(app: web.Application, host: str, port: int, linger_s: float) -> 
         calls = app[CALLS]
         await drain(app[DRAIN], calls, linger_s)
     finally:
+        freezing.cancel()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await runner.cleanup()  # stops listening, closes what is left (on_shutdown), runs the cleanup contexts

@@ -54,6 +54,7 @@ class Call:
         self.pc = pc
         self.settings = settings
         self.metrics = metrics
+        metrics.live_calls.add(self)  # a weak reference: /metrics shows ended calls that are not freed
         ahead = listens_ahead(settings.listen_ahead, providers.llm.reads_ahead, settings.provider("stt"))
         self.options = TurnOptions.from_settings(settings, listen_ahead=ahead)
         echo = EchoGate()
@@ -176,8 +177,14 @@ class Call:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.responder.forget()  # the shared chat model keeps nothing of this call
+        # A call is a web of reference cycles (aiortc's handlers, the hooks), freed only when the garbage collector
+        # runs: what holds native memory, threads or the person's audio is let go of here instead.
+        self.turn_taker.close()
+        self._inbound.close()
         self.track.stop()
         await self.pc.close()
+        self.pc.remove_all_listeners()
         logger.info("call %s closed after %d turns", self.session_id, self.responder.turns, extra=self._log("closed"))
 
     # -- audio in -------------------------------------------------------------------------------------------

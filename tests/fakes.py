@@ -39,6 +39,7 @@ class FakeLLM:
         self.fail_times = fail_times
         self.requests: list[list[ChatMessage]] = []
         self.prefills: list[list[ChatMessage]] = []
+        self.forgotten: list[list[ChatMessage]] = []  # conversations of ended calls
 
     async def stream(
         self, messages: Sequence[ChatMessage], *, temperature: float, max_tokens: int
@@ -57,6 +58,9 @@ class FakeLLM:
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
         self.prefills.append(list(messages))
+
+    def forget(self, messages: Sequence[ChatMessage]) -> None:
+        self.forgotten.append(list(messages))
 
 
 class FakeTTS:

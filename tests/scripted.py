@@ -86,6 +86,9 @@ class Peer:
     async def close(self) -> None:
         self.connectionState = "closed"
 
+    def remove_all_listeners(self) -> None:
+        self.handlers.clear()
+
 
 class ScriptedCall:
     def __init__(self, providers: Providers, mode: str = "chat", settings: Settings | None = None) -> None:

@@ -57,6 +57,9 @@ class Recorder:
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
         await self.real.llm.prefill(messages)
 
+    def forget(self, messages: Sequence[ChatMessage]) -> None:
+        self.real.llm.forget(messages)
+
     def providers(self) -> Providers:
         return Providers(stt=self.real.stt, llm=self, tts=self)  # type: ignore[arg-type]
 

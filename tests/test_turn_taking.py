@@ -242,3 +242,19 @@ def test_the_options_default_to_each_modes_hang_over_and_settings_override_it():
     assert (defaults.start_windows, defaults.barge_in_windows, defaults.release_grace_ms) == (3, 8, 320)
     tuned = TurnOptions.from_settings(Settings(hangover_ms=650, vad_start_windows=4, barge_in_windows=2))
     assert set(tuned.hangover_ms.values()) == {650} and tuned.barge_in_windows == 4
+
+
+async def test_an_ended_call_lets_go_of_the_persons_audio_and_words_at_once():
+    stt, llm = FakeSTT("what is a thread"), FakeLLM("A thread shares its memory.")
+    call = await connected(stt, llm)
+    since = len(call.events)
+    call.hear([QUIET] * 5 + [SPEECH] * 20 + [QUIET] * HANGOVER_WINDOWS)
+    await call.play_until(listening(call, since))
+    call.hear([SPEECH] * 10)  # talking again as they hang up: an utterance in the buffer
+    await call.close()
+    # The shared chat model is told to drop this conversation (a real one clears it from its cache) ...
+    assert llm.forgotten and llm.forgotten[-1][-1] == {"role": "assistant", "content": "A thread shares its memory."}
+    # ... and the call holds no audio, reply or encoder once closed, even before the garbage collector runs.
+    turn_taker, track = call.call.turn_taker, call.call.track
+    assert turn_taker._utterance is None and not turn_taker._preroll and turn_taker._current is None
+    assert track._opus is None and not track.busy and track.on_segment_start is None

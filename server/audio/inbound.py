@@ -22,10 +22,17 @@ class InboundAudio:
     """
 
     def __init__(self) -> None:
-        self._resampler = AudioResampler(format="flt", layout="mono", rate=VAD_RATE)
+        self._resampler: AudioResampler | None = AudioResampler(format="flt", layout="mono", rate=VAD_RATE)
+        self._pending = np.zeros(0, dtype=np.float32)
+
+    def close(self) -> None:
+        """Lets go of the resampler (a filter graph with threads of its own) as the call ends."""
+        self._resampler = None
         self._pending = np.zeros(0, dtype=np.float32)
 
     def push(self, frame: AudioFrame) -> list[np.ndarray]:
+        if self._resampler is None:
+            return []
         chunks = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
         if chunks:
             self._pending = np.concatenate([self._pending, *chunks])

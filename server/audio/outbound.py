@@ -70,7 +70,7 @@ class SpeechTrack(MediaStreamTrack):
         self._start: float | None = None
         self.on_segment_start = on_segment_start
         self.on_segment_done = on_segment_done
-        self._opus = OpusEncoder(OUT_RATE)
+        self._opus: OpusEncoder | None = OpusEncoder(OUT_RATE)
 
     # -- writing (the reply side) --------------------------------------------------------------------------
     def begin(self, text: str) -> Segment:
@@ -108,7 +108,18 @@ class SpeechTrack(MediaStreamTrack):
     # -- the clock (aiortc's sender calls this) ------------------------------------------------------------
     async def recv(self) -> Packet | AudioFrame:
         """The next frame, Opus-encoded here (server/audio/opus.py): aiortc only wraps it in RTP."""
-        return self._opus.encode(await self.next_frame())
+        frame = await self.next_frame()
+        if self._opus is None:  # stopped while this frame waited for its time
+            raise MediaStreamError
+        return self._opus.encode(frame)
+
+    def stop(self) -> None:
+        """Ends the track and lets go of what it holds now (the encoder and its threads, queued audio, the call's
+        callbacks), rather than when the garbage collector gets to the ended call."""
+        super().stop()
+        self._segments.clear()
+        self._opus = None
+        self.on_segment_start = self.on_segment_done = self.on_frame_gap = self.on_sent = None
 
     async def next_frame(self) -> AudioFrame:
         """The next 20 ms of audio, when it is due."""

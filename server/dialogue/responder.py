@@ -191,6 +191,10 @@ class Responder:
         """Listening ahead: the model reads the conversation and the words so far into its cache."""
         await self.providers.llm.prefill(self.conversation.with_user(text))
 
+    def forget(self) -> None:
+        """The call is over: the chat model drops the conversation from its cache (the next caller's is theirs)."""
+        self.providers.llm.forget(self.conversation.messages())
+
     async def _run_reply(
         self, handle: ReplyHandle, reply: Reply, speak: Callable[[], Coroutine[Any, Any, None]]
     ) -> None:

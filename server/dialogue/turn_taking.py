@@ -130,6 +130,11 @@ class TurnTaker:
     def _extend_pause(self) -> None:
         self._hearing.detector.extend(self._options.unfinished_extra_ms)
 
+    def close(self) -> None:
+        """The call has ended (its tasks are cancelled): the person's audio and the replies go now."""
+        self._preroll.clear()
+        self._utterance = self._speculation = self._current = self._ahead = None
+
     def set_hangover(self, hangover_ms: int) -> None:
         """A new mode's hang-over."""
         self._hearing.detector.set_hangover(hangover_ms)
@@ -161,6 +166,7 @@ class TurnTaker:
             await work
 
         handle.runs(self._hooks.spawn(after_previous()))
+        self._metrics.live_replies.add(handle)  # weakly: /metrics shows replies that outlive their call
         self._current = handle
         return handle
 

@@ -123,6 +123,9 @@ class OpenAIChat:
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
         return None  # nothing to fill: reads_ahead is False
 
+    def forget(self, messages: Sequence[ChatMessage]) -> None:
+        return None  # nothing of the call is kept here
+
 
 class OpenAITTS:
     def __init__(self, endpoint: Endpoint) -> None:

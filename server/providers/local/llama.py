@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +99,15 @@ class LlamaChat:
         turn starts warm."""
         await self.prefill([*messages, {"role": "user", "content": ""}])
 
-    def _prefill(self, messages: Sequence[ChatMessage], stop: threading.Event) -> int:
+    def _tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+        """The prompt of ``messages`` up to the end of the last one's text: no end-of-message token."""
         *before, last = messages
         rendered = self._formatter(messages=[*before, {**last, "content": last["content"] + _CUT}]).prompt
-        prompt = rendered[: rendered.rindex(_CUT)]  # up to the last word so far: no end-of-message token
-        tokens = self._llm.tokenize(prompt.encode(), add_bos=False, special=True)
+        prompt = rendered[: rendered.rindex(_CUT)]
+        return self._llm.tokenize(prompt.encode(), add_bos=False, special=True)
+
+    def _prefill(self, messages: Sequence[ChatMessage], stop: threading.Event) -> int:
+        tokens = self._tokens(messages)
         llm = self._llm
         kept = llm.longest_token_prefix(llm._input_ids, tokens)
         llm.n_tokens = kept  # eval() drops the cache beyond this point before it appends
@@ -123,3 +127,29 @@ class LlamaChat:
         finally:
             stop.set()  # cancelled (the person paused): the worker stops after its current chunk
         logger.debug("prefilled %d tokens in %.0f ms", added, (time.monotonic() - started) * 1000)
+
+    def _forget(self, messages: Sequence[ChatMessage]) -> None:
+        llm = self._llm
+        head = self._tokens([*messages[:1], {"role": "user", "content": ""}])  # the system prompt: kept warm
+        cached = llm._input_ids
+        if llm.longest_token_prefix(cached, self._tokens(messages)) <= len(head):
+            return  # the cache holds another conversation now (or only the shared system prompt)
+        keep = llm.longest_token_prefix(cached, head)
+        llm._ctx.kv_cache_seq_rm(-1, keep, -1)
+        llm.n_tokens = keep
+        logger.debug("forgot a conversation: %d tokens kept in the cache", keep)
+
+    def forget(self, messages: Sequence[ChatMessage]) -> None:
+        """The call that had ``messages`` has ended: its words leave the KV cache (its system prompt stays, warm for
+        the next call). Queued behind the model's current work; returns at once."""
+        if len(messages) > 1:
+            self._executor.submit(self._forget, messages).add_done_callback(_log_failure)
+
+    def cached_text(self) -> str:
+        """What the KV cache holds, as text (for tests and debugging)."""
+        return self._llm.detokenize(self._llm._input_ids.tolist(), special=True).decode(errors="replace")
+
+
+def _log_failure(future: Future[None]) -> None:
+    if future.exception() is not None:
+        logger.warning("dropping a conversation from the cache failed", exc_info=future.exception())
