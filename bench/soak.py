@@ -120,6 +120,8 @@ async def one_call(url: str, index: int, clips: dict[str, list[np.ndarray]], tal
         pause = np.zeros(int(1.5 * RATE), dtype=np.int16)
         if index % 2:  # talk over the greeting, once it is heard
             await wait_audible(call, started)
+            # As a person would, a second in: from the first word on, their voice is taken for the bot's echo.
+            await asyncio.sleep(1.0)
             call.mic.play(np.concatenate([rng.choice(clips[language]), pause]))
         else:
             await call.wait_for(_is("state", state="listening"), GREETING_S, started)
@@ -213,8 +215,10 @@ def summary(samples: list[dict], every: int) -> None:
     if len(after_warmup) < 2:
         return
     first, last = after_warmup[0], after_warmup[-1]
-    print(f"warm-up (calls 0-{first[0]}): {first[1] - samples[0]['rss_mb']:+.1f} MB; from call {first[0]} to "
-          f"{last[0]}: {last[1] - first[1]:+.1f} MB; slope {slope(after_warmup) * 1000:+.1f} MB per 1,000 calls")
+    print(
+        f"warm-up (calls 0-{first[0]}): {first[1] - samples[0]['rss_mb']:+.1f} MB; from call {first[0]} to "
+        f"{last[0]}: {last[1] - first[1]:+.1f} MB; slope {slope(after_warmup) * 1000:+.1f} MB per 1,000 calls"
+    )
 
 
 async def main() -> None:
@@ -243,7 +247,9 @@ async def main() -> None:
     if args.remote:
         from tests.fake_openai import KEY, FakeOpenAI
 
-        fake = await FakeOpenAI(transcript="I like long walks by the river.", reply="Oh nice. Where do you walk?").start()
+        fake = await FakeOpenAI(
+            transcript="I like long walks by the river.", reply="Oh nice. Where do you walk?"
+        ).start()
         env |= {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": fake.base_url, "PARLEY_STT": "openai",
                 "PARLEY_LLM": "openai", "PARLEY_TTS": "openai", "PARLEY_JUDGE": "offline"}  # fmt: skip
     server = ServerProcess(env)

@@ -70,7 +70,9 @@ async def test_no_call_leaves_anything_behind(start_server, started_apps, tts_sp
         call = CallClient(url, mode, "en")
         await call.connect()
         for c in list(app_calls.values()):
-            server_side.extend(weakref.ref(o) for o in (c, c.pc, c.track, c.turn_taker, c.responder, c.responder.conversation))
+            server_side.extend(
+                weakref.ref(o) for o in (c, c.pc, c.track, c.turn_taker, c.responder, c.responder.conversation)
+            )
         greeted = await call.wait_listening(timeout=90)
         pause = silence(1.5)
         question = np.concatenate([tts_speech("Tell me about your favourite city and why you like it."), pause])
