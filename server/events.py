@@ -108,6 +108,14 @@ class EventChannel:
         else:
             channel.on("open", on_open)
 
+    def detach(self) -> None:
+        """The call has ended: the channel (which aiortc may keep a while, retransmitting) lets go of the call's
+        handlers, and nothing more is sent or kept for it."""
+        if self._channel is not None:
+            self._channel.remove_all_listeners()
+        self._channel = None
+        self._unsent.clear()
+
     @property
     def is_open(self) -> bool:
         return self._channel is not None and self._channel.readyState == "open"

@@ -185,6 +185,7 @@ class Call:
         self.track.stop()
         await self.pc.close()
         self.pc.remove_all_listeners()
+        self.events.detach()
         logger.info("call %s closed after %d turns", self.session_id, self.responder.turns, extra=self._log("closed"))
 
     # -- audio in -------------------------------------------------------------------------------------------

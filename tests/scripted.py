@@ -68,6 +68,9 @@ class ListChannel:
     def on(self, event: str, handler: Callable[..., Any]) -> None:
         pass
 
+    def remove_all_listeners(self) -> None:
+        pass
+
 
 class Peer:
     """Stands in for ``RTCPeerConnection``: keeps the call's handlers so the test can fire them."""
