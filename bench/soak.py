@@ -240,7 +240,7 @@ async def main() -> None:
         summary(await soak(args.url, args.pid, args.calls, args.concurrency, args.every, clips), args.every)
         return
     env = {"PARLEY_MAX_CALLS": str(max(2, args.concurrency)), "PARLEY_OFFERS_PER_MINUTE": "100000",
-           "PARLEY_LOG_LEVEL": "WARNING", "PARLEY_DRAIN_S": "0"}  # fmt: skip
+           "PARLEY_CALLS_PER_ADDRESS": "0", "PARLEY_LOG_LEVEL": "WARNING", "PARLEY_DRAIN_S": "0"}  # fmt: skip
     if args.max_tokens:
         env["PARLEY_LLM_MAX_TOKENS"] = str(args.max_tokens)
     fake = None

@@ -14,7 +14,7 @@ import os
 import sys
 import time
 
-from client.call import CallClient, read_wav, write_wav
+from client.call import CallClient, fetch_ice_servers, read_wav, write_wav
 from server.languages import LANGUAGES
 
 
@@ -24,7 +24,12 @@ async def run(args: argparse.Namespace) -> int:
 
         use_loopback_only()
     clip = read_wav(args.wav)
-    client = CallClient(args.url, args.mode, args.language, args.token)
+    try:  # what the page does: the server's STUN/TURN list, with a TURN credential for this call
+        ice_servers = await fetch_ice_servers(args.url, args.token)
+    except (RuntimeError, OSError) as exc:
+        print(json.dumps({"type": "client_error", "message": str(exc)}), file=sys.stderr)
+        return 1
+    client = CallClient(args.url, args.mode, args.language, args.token, ice_servers)
     client.on_event = lambda event: print(json.dumps(event, ensure_ascii=False), flush=True)
     try:
         await client.connect()
@@ -77,7 +82,9 @@ def main() -> int:
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     parser.add_argument("--mode", choices=("interview", "language", "chat"))
     parser.add_argument("--language", choices=tuple(LANGUAGES), help="left out: the server's default")
-    parser.add_argument("--token", default=os.environ.get("PARLEY_TOKEN"), help="the server's bearer token")
+    parser.add_argument(
+        "--token", default=os.environ.get("PARLEY_TOKEN"), help="the server's PARLEY_TOKEN, or a call token"
+    )
     parser.add_argument("--timeout", type=float, default=90.0)
     parser.add_argument("--no-greeting", action="store_true", help="play the WAV at once, over the greeting")
     parser.add_argument("--loopback", action="store_true", help="loopback ICE candidates only")

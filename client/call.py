@@ -158,8 +158,24 @@ class Recording:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
 
 
+async def fetch_ice_servers(
+    url: str, token: str | None = None, headers: dict[str, str] | None = None
+) -> list[RTCIceServer]:
+    """The STUN/TURN servers a server hands its callers (``GET /ice``, with the same token as the offer): with
+    a TURN secret configured, a TURN credential of this call's that expires."""
+    sent = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
+    async with aiohttp.ClientSession() as http, http.get(f"{url.rstrip('/')}/ice", headers=sent) as resp:
+        data = await resp.json()
+        if resp.status != 200:
+            raise RuntimeError(f"/ice refused ({resp.status}): {data.get('error')}")
+    return [RTCIceServer(**server) for server in data["iceServers"]]
+
+
 class CallClient:
-    """One call to a Parley server. ``events`` holds every event received, with its arrival time."""
+    """One call to a Parley server. ``events`` holds every event received, with its arrival time.
+
+    ``token``: the server's ``PARLEY_TOKEN`` or a call token an app minted (``POST /tokens``); ``headers``: more
+    headers for the offer (e.g. the ``Origin`` of a page that embeds the call)."""
 
     def __init__(
         self,
@@ -168,9 +184,11 @@ class CallClient:
         language: str | None = None,
         token: str | None = None,
         ice_servers: list[RTCIceServer] | None = None,
+        headers: dict[str, str] | None = None,
     ):
         self.url = url.rstrip("/")
         self.token = token
+        self.headers = headers or {}
         self.mode, self.language = mode, language
         # Never None: with no configuration aiortc would ask a public STUN server.
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers or []))
@@ -208,7 +226,7 @@ class CallClient:
             body["mode"] = self.mode
         if self.language:
             body["language"] = self.language
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = {**self.headers, **({"Authorization": f"Bearer {self.token}"} if self.token else {})}
         async with aiohttp.ClientSession() as http, http.post(f"{self.url}/offer", json=body, headers=headers) as resp:
             data = await resp.json()
             if resp.status != 200:

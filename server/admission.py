@@ -1,5 +1,6 @@
-"""Who may open a call: a bearer token, and a per-address rate limit on /offer. (How long a call may last is the
-call's own business: ``Call._watch_limits`` in server/session.py.)"""
+"""Who may open a call: a bearer token (the static ``PARLEY_TOKEN`` or a call token), a per-address rate limit
+on /offer and a per-address cap on concurrent calls. (How long a call may last is the call's own business:
+``Call._watch_limits`` in server/session.py.)"""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import time
 from collections import deque
 
 from aiohttp import web
+
+from server.tokens import CallTokens, Grant, TokenError
 
 WINDOW_S = 60.0
 
@@ -30,6 +33,64 @@ class OfferRateLimiter:
         if len(self._seen) > 10_000:  # forget quiet addresses so the table stays small
             self._seen = {a: t for a, t in self._seen.items() if t and now - t[-1] <= WINDOW_S}
         return True
+
+
+class AddressCalls:
+    """At most ``limit`` calls open at once from one address (0: no limit). A place is taken before the call is
+    set up (two offers at once cannot both slip under the cap) and given back when the call ends or fails."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+
+    def take(self, address: str) -> bool:
+        count = self._open.get(address, 0)
+        if self.limit and count >= self.limit:
+            return False
+        self._open[address] = count + 1
+        return True
+
+    def give_back(self, address: str) -> None:
+        count = self._open.get(address, 0) - 1
+        if count > 0:
+            self._open[address] = count
+        else:
+            self._open.pop(address, None)
+
+
+def bearer(request: web.Request) -> str | None:
+    given = request.headers.get("Authorization", "")
+    return given[7:].strip() if given.startswith("Bearer ") else None
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def authorize(request: web.Request, static_token: str, tokens: CallTokens) -> Grant | None:
+    """Who may set up a call (``/ice``, ``/offer``): anyone when neither ``PARLEY_TOKEN`` nor signing keys are
+    configured, the bearer of the static token (None: any mode and language), or the bearer of a valid call
+    token (its Grant, not yet spent). TokenError otherwise, saying what is wrong."""
+    if not static_token and not tokens.enabled:
+        return None
+    given = bearer(request)
+    if not given:
+        raise TokenError("a valid bearer token is required (Authorization: Bearer ...)")
+    if static_token and _same(given, static_token):
+        return None
+    if tokens.enabled and given.count(".") == 2:  # a JWT: header.claims.signature
+        return tokens.verify(given)
+    raise TokenError("a valid bearer token is required (Authorization: Bearer ...): this one is wrong")
+
+
+def api_key_ok(request: web.Request, api_keys: str, static_token: str) -> bool:
+    """``POST /tokens``: the bearer is one of ``PARLEY_API_KEYS`` (or the static token, for a single person's
+    server)."""
+    given = bearer(request)
+    if not given:
+        return False
+    keys = [k.strip() for k in api_keys.split(",") if k.strip()] + ([static_token] if static_token else [])
+    return any([_same(given, key) for key in keys])  # a list: every key compared, whichever matches
 
 
 def token_ok(request: web.Request, token: str) -> bool:

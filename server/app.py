@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from server import admission, ice, signalling
+from server import admission, ice, signalling, tokens
 from server.audio.vad import SileroModel
 from server.config import Settings
 from server.drain import DRAIN, Drain
@@ -45,6 +46,8 @@ CALLS = web.AppKey("calls", dict[str, Call])
 METRICS = web.AppKey("metrics", Metrics)
 RATE_LIMITER = web.AppKey("rate_limiter", admission.OfferRateLimiter)
 ICE_SERVERS = web.AppKey("ice_servers", list)
+CALL_TOKENS = web.AppKey("call_tokens", tokens.CallTokens)
+ADDRESS_CALLS = web.AppKey("address_calls", admission.AddressCalls)
 
 
 def _default_providers(settings: Settings) -> Providers:
@@ -61,6 +64,8 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app[METRICS] = Metrics()
     app[RATE_LIMITER] = admission.OfferRateLimiter(settings.offers_per_minute)
     app[ICE_SERVERS] = ice.parse_servers(settings.ice_servers)  # validated once, used by every call
+    app[CALL_TOKENS] = tokens.CallTokens(tokens.parse_keys(settings.signing_keys), settings.call_token_ttl_s)
+    app[ADDRESS_CALLS] = admission.AddressCalls(settings.calls_per_address)
     app[DRAIN] = Drain()
     if settings.ice_loopback:
         ice.use_loopback_only()
@@ -81,6 +86,7 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app.router.add_get("/languages", languages)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/offer", offer)
+    app.router.add_post("/tokens", mint_token)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     return app
 
@@ -167,8 +173,45 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def ice_servers(request: web.Request) -> web.Response:
-    """The STUN/TURN servers the call page should use (the same the server uses)."""
-    return web.json_response({"iceServers": request.app[ICE_SERVERS]})
+    """The STUN/TURN servers the call page should use (the same the server uses), with a TURN credential of its
+    own that expires. The same authorization as /offer; a call token is checked here, and spent by /offer."""
+    app = request.app
+    try:
+        grant = admission.authorize(request, app[SETTINGS].token, app[CALL_TOKENS])
+    except tokens.TokenError as exc:
+        return signalling.json_error(exc.status, str(exc))
+    settings = app[SETTINGS]
+    servers = list(app[ICE_SERVERS])
+    if settings.turn_secret:
+        name = ice.turn_name(settings.turn_secret, grant.user if grant else None)
+        servers.append(_turn(settings, name))
+    return web.json_response({"iceServers": servers})
+
+
+def _turn(settings: Settings, name: str) -> dict:
+    urls = ice.parse_turn_urls(settings.turn_urls)
+    return ice.turn_credential(settings.turn_secret, urls, name, settings.turn_ttl_s)
+
+
+async def mint_token(request: web.Request) -> web.Response:
+    """``POST /tokens``: an app's backend, with its API key, gets a short-lived token for one call."""
+    app = request.app
+    settings = app[SETTINGS]
+    if not app[CALL_TOKENS].enabled:
+        return signalling.json_error(404, "call tokens are not enabled on this server (PARLEY_SIGNING_KEYS is unset)")
+    if not admission.api_key_ok(request, settings.api_keys, settings.token):
+        return signalling.json_error(401, "an API key is required (Authorization: Bearer <PARLEY_API_KEYS key>)")
+    try:
+        raw = await request.content.read(tokens.MAX_REQUEST_BYTES + 1)
+        if len(raw) > tokens.MAX_REQUEST_BYTES:
+            raise tokens.TokenError("the request is too large", 413)
+        body = json.loads(raw) if raw.strip() else {}
+        token, expires_at = app[CALL_TOKENS].mint(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return signalling.json_error(400, "the body is not valid JSON")
+    except tokens.TokenError as exc:
+        return signalling.json_error(exc.status, str(exc))
+    return web.json_response({"token": token, "expires_at": expires_at})
 
 
 async def languages(request: web.Request) -> web.Response:
@@ -201,23 +244,57 @@ async def offer(request: web.Request) -> web.Response:
     settings = app[SETTINGS]
     if app[DRAIN].active:
         return signalling.json_error(503, "the server is shutting down; try again shortly")
-    if not admission.token_ok(request, settings.token):
-        return signalling.json_error(401, "a valid bearer token is required (Authorization: Bearer ...)")
-    if not app[RATE_LIMITER].allow(request.remote or "unknown"):
+    try:
+        grant = admission.authorize(request, settings.token, app[CALL_TOKENS])
+    except tokens.TokenError as exc:
+        return signalling.json_error(exc.status, str(exc))
+    address = request.remote or "unknown"
+    if not app[RATE_LIMITER].allow(address):
         return signalling.json_error(429, "too many calls from this address; wait a minute")
+    if not app[ADDRESS_CALLS].take(address):
+        limit = settings.calls_per_address
+        return signalling.json_error(429, f"this address already has {limit} calls open; end one first")
+    placed: tuple[Call, RTCSessionDescription] | web.Response | None = None
+    try:
+        placed = await _place(request, grant, address)
+    finally:
+        if not isinstance(placed, tuple):  # refused or failed: the address's place is free again
+            app[ADDRESS_CALLS].give_back(address)
+    if isinstance(placed, web.Response):
+        return placed
+    call, answer = placed
+    return web.json_response({"sdp": answer.sdp, "type": answer.type, "session_id": call.session_id})
+
+
+async def _place(
+    request: web.Request, grant: tokens.Grant | None, address: str
+) -> tuple[Call, RTCSessionDescription] | web.Response:
+    """The call for an admitted offer, answered; or the JSON error that says why not."""
+    app = request.app
+    settings = app[SETTINGS]
     if len(app[CALLS]) >= settings.call_capacity():
         return signalling.json_error(503, "the server is at capacity; try again shortly")
+    defaults = (grant.default_mode(), grant.default_language()) if grant else (None, None)
     try:
-        sdp, mode, language = await signalling.read_offer(request)
+        sdp, mode, language = await signalling.read_offer(request, *defaults)
     except signalling.OfferError as exc:
         return signalling.json_error(exc.status, str(exc))
     models = app[MODELS]
     if models.providers is None or models.vad is None:
         return signalling.json_error(503, "the server is still loading its models; try again shortly")
+    if grant is not None:
+        try:
+            grant.check(mode, language)
+            app[CALL_TOKENS].spend(grant)  # checks again: another offer may have spent it meanwhile
+        except tokens.TokenError as exc:
+            return signalling.json_error(exc.status, str(exc))
 
     session_id = signalling.new_session_id()
-    pc = RTCPeerConnection(ice.configuration(app[ICE_SERVERS]))
-    call = Call(session_id, pc, app[SETTINGS], models.providers, models.vad, app[METRICS], mode, language)
+    servers = list(app[ICE_SERVERS])
+    if settings.turn_secret:  # the server's own relay, if it needs one, on a credential of this call's
+        servers.append(_turn(settings, session_id))
+    pc = RTCPeerConnection(ice.configuration(servers))
+    call = Call(session_id, pc, settings, models.providers, models.vad, app[METRICS], mode, language, grant)
     call.attach()
     try:
         answer = await signalling.answer(pc, sdp, call.track, app[SETTINGS].ice_loopback)
@@ -237,10 +314,12 @@ async def offer(request: web.Request) -> web.Response:
     def forget() -> None:
         calls.pop(session_id, None)
         app[METRICS].active_calls.dec()
+        app[ADDRESS_CALLS].give_back(address)
 
     call.on_close.append(forget)
-    logger.info("call %s: %s/%s from %s", session_id, mode, language, request.remote)
-    return web.json_response({"sdp": answer.sdp, "type": answer.type, "session_id": session_id})
+    user = f" for user {call.user!r}" if call.user is not None else ""
+    logger.info("call %s: %s/%s from %s%s", session_id, mode, language, address, user)
+    return call, answer
 
 
 async def close_calls(app: web.Application) -> None:

@@ -70,6 +70,19 @@ class Settings:
     max_calls: int = 0
     offers_per_minute: int = 20
     token: str = ""
+    # Concurrent calls from one client address (0: no limit); one more gets 429 until one of them ends.
+    calls_per_address: int = 3
+    # Call tokens (server/tokens.py): an app's backend trades one of the API keys (comma-separated) at POST /tokens
+    # for a short-lived, single-use token the browser presents to /ice and /offer. The signing keys (comma-separated,
+    # at least 32 bytes each): the first signs, all verify, so a key rotates without downtime.
+    api_keys: str = ""
+    signing_keys: str = ""
+    call_token_ttl_s: float = 60.0
+    # TURN credentials that expire (coturn's use-auth-secret): the shared secret, the turn:/turns: URLs
+    # (comma-separated), and how long a credential may start an allocation, in seconds.
+    turn_secret: str = ""
+    turn_urls: str = ""
+    turn_ttl_s: int = 300
     # A call ends (with an "ended" event first) after this long, or after this long without the person's audio.
     max_call_s: float = 1800.0
     idle_s: float = 300.0
@@ -121,6 +134,7 @@ class Settings:
         from server.ice import parse_servers
 
         parse_servers(self.ice_servers)  # raises ValueError naming the variable
+        self._validate_access()
         if self.hangover_ms is not None and not 100 <= self.hangover_ms <= 5000:
             raise ValueError("PARLEY_HANGOVER_MS must be between 100 and 5000")
         if self.listen_ahead not in ("auto", "on", "off"):
@@ -131,6 +145,21 @@ class Settings:
             raise ValueError("PARLEY_VAD_THRESHOLD must be between 0.15 and 1")
         if not 1 <= self.vad_start_windows <= self.barge_in_windows <= 30:
             raise ValueError("need 1 <= PARLEY_VAD_START_WINDOWS <= PARLEY_BARGE_IN_WINDOWS <= 30")
+
+    def _validate_access(self) -> None:
+        from server.ice import parse_turn_urls
+        from server.tokens import MAX_TTL_S, parse_keys
+
+        if parse_keys(self.signing_keys) and not (self.api_keys.strip(" ,") or self.token):
+            raise ValueError("PARLEY_SIGNING_KEYS needs PARLEY_API_KEYS (or PARLEY_TOKEN): they authorize POST /tokens")
+        if not 1 <= self.call_token_ttl_s <= MAX_TTL_S:
+            raise ValueError(f"PARLEY_CALL_TOKEN_TTL_S must be between 1 and {MAX_TTL_S}")
+        if bool(self.turn_secret) != bool(parse_turn_urls(self.turn_urls)):
+            raise ValueError("PARLEY_TURN_SECRET and PARLEY_TURN_URLS go together")
+        if not 30 <= self.turn_ttl_s <= 86400:
+            raise ValueError("PARLEY_TURN_TTL_S must be between 30 and 86400")
+        if self.calls_per_address < 0:
+            raise ValueError("PARLEY_CALLS_PER_ADDRESS must be 0 (no limit) or more")
 
 
 def _convert(kind: object, name: str, raw: str) -> object:

@@ -33,6 +33,7 @@ from server.events import BadMessage, Command, EventChannel, ModeChange, Reset, 
 from server.metrics import Metrics
 from server.protocol import Ended, EndReason, Error, Ready, ServerEvent
 from server.providers.base import Providers
+from server.tokens import Grant, TokenError
 from server.turn_options import TurnOptions
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,13 @@ class Call:
         metrics: Metrics,
         mode: str,
         language: str,
+        grant: Grant | None = None,
     ) -> None:
         self.session_id = session_id
+        # The call token's limits on mode and language (None: any), and the app's id of the person, kept with
+        # the call and logged with its id.
+        self.grant = grant
+        self.user = grant.user if grant else None
         self.pc = pc
         self.settings = settings
         self.metrics = metrics
@@ -227,6 +233,8 @@ class Call:
         if isinstance(message, TextInput):
             self.turn_taker.answer_text(message.text)
         elif isinstance(message, ModeChange):
+            if not self._allowed(message.mode, message.language):
+                return
             self.turn_taker.barge_in()
             self._restart(message.mode, message.language)
         elif isinstance(message, Reset):
@@ -236,6 +244,17 @@ class Call:
             self.end("requested")  # the scorecard goes first
         elif isinstance(message, Command):
             self._send_scorecard(asked=True)
+
+    def _allowed(self, mode: str, language: str | None) -> bool:
+        """A mode change stays within the call token's limits; one beyond them is refused and the call goes on."""
+        if self.grant is None:
+            return True
+        try:
+            self.grant.check(mode, language or self.responder.language)
+        except TokenError as exc:
+            self.send(Error(type="error", code="not_allowed", message=str(exc)))
+            return False
+        return True
 
     def _restart(self, mode: str | None = None, language: str | None = None) -> None:
         self.responder.restart(mode, language)

@@ -34,8 +34,11 @@ class OfferError(ValueError):
         self.status = status
 
 
-def parse_offer(body: Any) -> tuple[str, str, str]:
-    """(sdp, mode, language) from the request body, or OfferError saying what is wrong."""
+def parse_offer(
+    body: Any, default_mode: str | None = None, default_language: str | None = None
+) -> tuple[str, str, str]:
+    """(sdp, mode, language) from the request body, or OfferError saying what is wrong. A mode or language left
+    out is the given default (a call token's first allowed one), else the server's."""
     if not isinstance(body, dict):
         raise OfferError("the body must be a JSON object")
     sdp, kind = body.get("sdp"), body.get("type")
@@ -43,10 +46,10 @@ def parse_offer(body: Any) -> tuple[str, str, str]:
         raise OfferError('"type" must be "offer"')
     if not isinstance(sdp, str) or not sdp.startswith("v=0"):
         raise OfferError('"sdp" must be an SDP offer (text starting with "v=0")')
-    mode = body.get("mode", DEFAULT_MODE)
+    mode = body.get("mode", default_mode or DEFAULT_MODE)
     if not isinstance(mode, str) or mode not in PERSONAS:
         raise OfferError(f"unknown mode {mode!r}; use one of {', '.join(PERSONAS)}")
-    language = body.get("language", DEFAULT_LANGUAGE)
+    language = body.get("language", default_language or DEFAULT_LANGUAGE)
     if not isinstance(language, str) or language not in LANGUAGES:
         raise OfferError(f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}")
     if not has_two_way_audio(sdp):
@@ -79,7 +82,9 @@ def loopback_only(sdp: str) -> str:
     return "\r\n".join(kept) + "\r\n"
 
 
-async def read_offer(request: web.Request) -> tuple[str, str, str]:
+async def read_offer(
+    request: web.Request, default_mode: str | None = None, default_language: str | None = None
+) -> tuple[str, str, str]:
     too_large = OfferError(f"the offer is too large: at most {MAX_OFFER_BYTES} bytes", status=413)
     if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
         raise too_large
@@ -96,7 +101,7 @@ async def read_offer(request: web.Request) -> tuple[str, str, str]:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise OfferError("the body is not valid JSON") from exc
-    return parse_offer(body)
+    return parse_offer(body, default_mode, default_language)
 
 
 async def answer(pc: RTCPeerConnection, sdp: str, track: MediaStreamTrack, loopback: bool) -> RTCSessionDescription:

@@ -91,7 +91,8 @@ async def started(app) -> TestClient:
 
 def test_any_http_request_gets_an_answer_and_calls_still_work() -> None:
     loop = asyncio.new_event_loop()
-    config = Settings(ice_loopback=True, token=TOKEN, max_calls=10_000, offers_per_minute=1_000_000, hangover_ms=500)
+    config = Settings(ice_loopback=True, token=TOKEN, max_calls=10_000, offers_per_minute=1_000_000, hangover_ms=500,
+                      calls_per_address=0)  # fmt: skip
     app = create_app(config, lambda _s: fake_providers())
     client = loop.run_until_complete(started(app))
     try:

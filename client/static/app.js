@@ -11,12 +11,29 @@ let micStream = null;
 let meterTimer = null;
 let audioContext = null;
 let starting = false;
+// The server's token (PARLEY_TOKEN), or a call token an app minted for this call: from #token=... in the URL.
 let token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
 
-function postOffer(body) {
-  const headers = { "Content-Type": "application/json" };
+function authorized(path, options = {}) {
+  const headers = { ...(options.headers || {}) };
   if (token) headers.Authorization = "Bearer " + token;
-  return fetch("/offer", { method: "POST", headers, body });
+  return fetch(path, { ...options, headers });
+}
+
+// /ice needs the same token as /offer: ask for one when the server wants it and the URL had none that works.
+async function fetchIce() {
+  let response = await authorized("/ice");
+  if (response.status === 401) {
+    token = window.prompt("This server needs an access token:") || "";
+    response = await authorized("/ice");
+  }
+  const ice = await response.json();
+  if (!response.ok) throw new Error(ice.error || "the server refused the call");
+  return ice;
+}
+
+function postOffer(body) {
+  return authorized("/offer", { method: "POST", headers: { "Content-Type": "application/json" }, body });
 }
 
 function setState(state) {
@@ -144,7 +161,7 @@ async function startCall() {
       audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
     });
     startMeter(micStream);
-    const ice = await (await fetch("/ice")).json(); // STUN/TURN for calls across NATs
+    const ice = await fetchIce(); // STUN/TURN for calls across NATs, with a TURN credential that expires
     pc = new RTCPeerConnection({ iceServers: ice.iceServers });
     channel = pc.createDataChannel("events", { ordered: true });
     channel.onmessage = (msg) => onEvent(JSON.parse(msg.data));
