@@ -142,7 +142,8 @@ async def main() -> None:
     fake = await FakeOpenAI(reply="Sure. Here is a short answer for you.").start()
     env = {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": fake.base_url, "PARLEY_STT": "openai", "PARLEY_LLM": "openai",
            "PARLEY_TTS": "openai", "PARLEY_MAX_CALLS": "1000", "PARLEY_OFFERS_PER_MINUTE": "100000",
-           "PARLEY_CALLS_PER_ADDRESS": "0", "PARLEY_IDLE_S": "3600", "PARLEY_LOG_LEVEL": "WARNING", "PARLEY_DRAIN_S": "0"}  # fmt: skip
+           "PARLEY_CALLS_PER_ADDRESS": "0", "PARLEY_IDLE_S": "3600", "PARLEY_LOG_LEVEL": "WARNING",
+           "PARLEY_DRAIN_S": "0"}  # fmt: skip
     scratch = tempfile.TemporaryDirectory(prefix="parley-baseline-")
     servers = {"current": ServerProcess(env)}
     if args.baseline:
