@@ -1,15 +1,19 @@
-"""A call relayed by a real coturn, configured from deploy/turnserver.conf.
+"""A call relayed by a real coturn, configured from deploy/turnserver.conf; and what that coturn refuses.
 
 The server runs as its own process in a network namespace of its own, joined to the test's namespace by a
 veth pair; coturn listens on the test's end. The client's only ICE host address is loopback, which the server
 cannot reach, so the only way its media can flow is through its TURN allocation: the call must be relayed.
-Both sides are given the same PARLEY_ICE_SERVERS list, as the README says to do.
+The client gets its TURN credential as a page does (a call token minted with the API key, then ``GET /ice``);
+the server makes its own per call from the same secret. The server's address (10.99.0.2) is private, which
+the file refuses as a relay peer: the test allows it with ``allowed-peer-ip``, as an operator does for their
+own media servers (docs/deployment.md).
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -17,19 +21,22 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
-from aiortc import RTCIceServer
+from aioice import stun
+from aioice.turn import create_turn_endpoint
 
 from bench.serverproc import ServerProcess
-from client.call import CallClient
-from server.ice import use_loopback_only
+from client.call import CallClient, fetch_ice_servers
+from server.ice import turn_credential, use_loopback_only
 from tests.fake_openai import KEY, FakeOpenAI
-from tests.helpers import ROOT
+from tests.helpers import ROOT, settled
 
 TURN_IP, SERVER_IP = "10.99.0.1", "10.99.0.2"
 TURN_PORT = 3478
-PASSWORD = "relay-test-password"
-ICE_SERVERS = [{"urls": f"turn:{TURN_IP}:{TURN_PORT}", "username": "parley", "credential": PASSWORD}]
+SECRET = "relay-test-secret"
+TURN_URL = f"turn:{TURN_IP}:{TURN_PORT}"
+API_KEY = "relay-test-api-key"
 
 
 def why_not() -> str | None:
@@ -81,12 +88,16 @@ def server_netns() -> Iterator[list[str]]:
 
 @pytest.fixture
 def coturn(server_netns: list[str], tmp_path: Path) -> Iterator[Path]:
-    """coturn from the README's example file: the password filled in, addresses set for these namespaces."""
+    """coturn from the deployment guide's file: the secret filled in, addresses set for these namespaces, and the
+    test's Parley server allowed as a peer (its address is private)."""
     example = (ROOT / "deploy" / "turnserver.conf").read_text()
-    assert "user=parley:CHANGE-ME-PASSWORD" in example and "realm=parley" in example and "lt-cred-mech" in example
-    lines = [line for line in example.replace("CHANGE-ME-PASSWORD", PASSWORD).splitlines()
+    assert "use-auth-secret" in example and "static-auth-secret=CHANGE-ME-SECRET" in example
+    assert "lt-cred-mech" not in example and "user=" not in example  # no static password
+    for denied in ("127.0.0.0-127.255.255.255", "169.254.0.0-169.254.255.255", "10.0.0.0-10.255.255.255"):
+        assert f"denied-peer-ip={denied}" in example
+    lines = [line for line in example.replace("CHANGE-ME-SECRET", SECRET).splitlines()
              if not line.startswith("external-ip=")]  # fmt: skip
-    lines += [f"listening-ip={TURN_IP}", f"relay-ip={TURN_IP}", f"userdb={tmp_path / 'turndb'}",
+    lines += [f"allowed-peer-ip={SERVER_IP}", f"listening-ip={TURN_IP}", f"relay-ip={TURN_IP}",
               f"pidfile={tmp_path / 'turn.pid'}", f"log-file={tmp_path / 'turn.log'}", "simple-log",
               "verbose"]  # fmt: skip
     conf = tmp_path / "turnserver.conf"
@@ -113,17 +124,29 @@ def nominated_local_type(call: CallClient) -> str | None:
     return pairs[1].local_candidate.type if 1 in pairs else None
 
 
+async def mint(url: str) -> str:
+    async with aiohttp.ClientSession() as http:
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        async with http.post(f"{url}/tokens", json={"mode": "chat"}, headers=headers) as resp:
+            assert resp.status == 200, await resp.text()
+            return (await resp.json())["token"]
+
+
 async def test_a_call_through_a_coturn_relay(server_netns, coturn):
     use_loopback_only()  # the client's only host address is 127.0.0.1: unreachable from the server
     fake = await FakeOpenAI(reply="Relayed and well.").start(host=TURN_IP)
     env = {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": fake.base_url, "PARLEY_STT": "openai", "PARLEY_LLM": "openai",
-           "PARLEY_TTS": "openai", "PARLEY_ICE_LOOPBACK": "0",
-           "PARLEY_ICE_SERVERS": json.dumps(ICE_SERVERS)}  # fmt: skip
+           "PARLEY_TTS": "openai", "PARLEY_ICE_LOOPBACK": "0", "PARLEY_TURN_SECRET": SECRET,
+           "PARLEY_TURN_URLS": TURN_URL, "PARLEY_SIGNING_KEYS": "s" * 32, "PARLEY_API_KEYS": API_KEY}  # fmt: skip
     server = ServerProcess(env, host=SERVER_IP, prefix=server_netns)
     server.start()
-    call = CallClient(server.url, mode="chat", ice_servers=[RTCIceServer(**s) for s in ICE_SERVERS])
+    call: CallClient | None = None
     try:
         await server.wait_healthy(120)
+        token = await mint(server.url)
+        ice_servers = await fetch_ice_servers(server.url, token)  # as the page does: a fresh TURN credential
+        assert [s.urls for s in ice_servers] == [[TURN_URL]] and ice_servers[0].username.count(":") == 1
+        call = CallClient(server.url, token=token, ice_servers=ice_servers)
         await call.connect(timeout=60)
         await call.wait_listening(60)  # the greeting came through
         assert call.recording.last_loud() is not None
@@ -133,9 +156,60 @@ async def test_a_call_through_a_coturn_relay(server_netns, coturn):
         assert reply["text"] == "Relayed and well."
         assert nominated_local_type(call) == "relay"
     finally:
-        await call.close()
+        if call is not None:
+            await call.close()
         server.stop()
         await fake.close()
     log = coturn.read_text(errors="replace")
-    # The configured user allocated a relay and bound a channel to a peer (coturn logs this with "verbose").
-    assert "user <parley>: incoming packet CHANNEL_BIND processed, success" in log, log[-2000:]
+    # The page's credential allocated a relay and bound a channel to the server (coturn logs this with
+    # "verbose"); the server allocated one of its own with the credential of this call.
+    assert f"user <{ice_servers[0].username}>: incoming packet CHANNEL_BIND processed, success" in log, log[-3000:]
+    own = rf"user <\d+:{re.escape(call.session_id or '-')}>: incoming packet ALLOCATE processed, success"
+    assert re.search(own, log), log[-3000:]
+
+
+class Errors(asyncio.DatagramProtocol):
+    """What a TURN relay endpoint reports: data sent through it that the relay refused."""
+
+    def __init__(self) -> None:
+        self.errors: list[Exception] = []
+
+    def error_received(self, exc: Exception) -> None:
+        self.errors.append(exc)
+
+
+async def allocate(username: str, password: str) -> tuple[asyncio.DatagramTransport, Errors]:
+    return await create_turn_endpoint(Errors, (TURN_IP, TURN_PORT), username, password)  # type: ignore[return-value]
+
+
+async def test_coturn_refuses_expired_and_forged_credentials(server_netns, coturn):
+    fresh = turn_credential(SECRET, [TURN_URL], "fresh", ttl_s=300)
+    transport, _ = await allocate(fresh["username"], fresh["credential"])
+    transport.close()
+    expired = turn_credential(SECRET, [TURN_URL], "late", ttl_s=300, now=time.time() - 301)
+    forged = turn_credential("not-the-secret", [TURN_URL], "forger", ttl_s=300)
+    for credential in (expired, forged):
+        with pytest.raises(stun.TransactionFailed) as refused:
+            await allocate(credential["username"], credential["credential"])
+        assert refused.value.response.attributes["ERROR-CODE"][0] == 401
+
+
+async def test_coturn_refuses_to_relay_to_loopback_and_metadata_addresses(server_netns, coturn):
+    credential = turn_credential(SECRET, [TURN_URL], "prober", ttl_s=300)
+    transport, endpoint = await allocate(credential["username"], credential["credential"])
+    probe = b"GET /latest/meta-data/ HTTP/1.0\r\n\r\n"
+    try:
+        for number, peer in enumerate((("127.0.0.1", 8080), ("169.254.169.254", 80), ("192.168.1.1", 80))):
+            transport.sendto(probe, peer)
+            assert await settled(lambda n=number: len(endpoint.errors) > n, 5), f"{peer} was not refused"
+            refused = endpoint.errors[number]
+            assert isinstance(refused, stun.TransactionFailed) and refused.response.attributes["ERROR-CODE"][0] == 403
+        # A public address is relayed to, and so is the one private peer the operator allowed.
+        bound = "CHANNEL_BIND processed, success"
+        for peer in (("1.1.1.1", 9), (SERVER_IP, 9)):
+            binds = coturn.read_text(errors="replace").count(bound)
+            transport.sendto(probe, peer)
+            assert await settled(lambda n=binds: coturn.read_text(errors="replace").count(bound) > n, 5), peer
+        assert len(endpoint.errors) == 3
+    finally:
+        transport.close()
