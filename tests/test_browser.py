@@ -14,12 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import pytest
 from aiohttp import web
 
 from client.call import RATE, write_wav
 from server.app import CALLS
+from server.config import Settings
 from server.languages import LANGUAGES
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
 
@@ -321,5 +323,64 @@ async def test_the_interview_scorecard_shows_on_the_page_when_the_call_ends(
             probe = await page.evaluate("__probe")
             kinds = [e["type"] for e in probe["events"]]
             assert kinds.index("scorecard") < kinds.index("ended")
+        finally:
+            await browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} is missing (apt-get install chromium to run it)")
+async def test_the_page_calls_a_server_that_wants_a_token_in_chromium(
+    start_server: Callable[..., Any],
+    started_apps: list[web.Application],
+    silence: Callable[[float], np.ndarray],
+    tmp_path: Path,
+) -> None:
+    """The static token from the URL's fragment, or typed when the page asks, then a call token an app minted:
+    /ice (the page gets its TURN credential) and /offer both get it, and the call connects."""
+    from playwright.async_api import async_playwright, expect
+
+    mic = tmp_path / "mic.wav"
+    write_wav(mic, silence(1.0))
+    settings = Settings(ice_loopback=True, hangover_ms=500, max_calls=5, token="s3cret", signing_keys="k" * 32,
+                        turn_secret="t", turn_urls="turn:127.0.0.1:3478")  # fmt: skip
+    url = await start_server(fake_providers(FakeSTT(), FakeLLM("Sure.")), settings)
+    app = started_apps[-1]
+    async with aiohttp.ClientSession() as http:
+        body = {"mode": "chat", "user": "u-7"}
+        async with http.post(f"{url}/tokens", json=body, headers={"Authorization": "Bearer s3cret"}) as resp:
+            call_token = (await resp.json())["token"]
+
+    async def call_from(page: Any, fragment: str) -> str | None:
+        """Places a call from the page at ``fragment``; the user the server keeps with it."""
+        await page.goto("about:blank")  # a new fragment alone would not load the page again
+        await page.goto(f"{url}/{fragment}")
+        await page.select_option("#mode", "chat")
+        await page.click("#call")
+        await expect(page.locator("#state")).to_have_text(re.compile("Listening|Not in a call"), timeout=20_000)
+        await expect(page.locator("#error")).to_be_hidden()  # (an error, e.g. a refused token, shows there)
+        await expect(page.locator("#state")).to_have_text("Listening", timeout=20_000)
+        servers = await page.evaluate("pc.getConfiguration().iceServers")  # what the page got from /ice
+        assert [s["urls"] for s in servers] == [["turn:127.0.0.1:3478"]] and servers[0]["username"], servers
+        (call,) = app[CALLS].values()
+        await page.get_by_role("button", name="End call").click()
+        await expect(page.locator("#state")).to_have_text("Not in a call")
+        await asyncio.wait_for(call.closed.wait(), 10)
+        return call.user
+
+    async with async_playwright() as p:
+        browser, page = await open_page(p, tmp_path, str(mic), url)
+        try:
+            assert await call_from(page, "#token=s3cret") is None
+            asked: list[str] = []
+
+            async def answer(dialog: Any) -> None:
+                asked.append(dialog.message)
+                await dialog.accept("s3cret")
+
+            typing = await browser.new_page()
+            typing.on("dialog", answer)
+            assert await call_from(typing, "") is None
+            assert asked == ["This server needs an access token:"]  # once: /ice asked, /offer had it
+            assert await call_from(await browser.new_page(), f"#token={call_token}") == "u-7"
         finally:
             await browser.close()

@@ -11,12 +11,15 @@ import time
 
 import jwt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.app import CALLS, MODELS, create_app
 from server.config import Settings
 from server.tokens import AUDIENCE, CallTokens, TokenError, parse_keys
 from tests.fakes import fake_providers
 from tests.helpers import client_offer
+from tests.strategies import json_values
 
 KEY = "k" * 32
 OLD_KEY = "o" * 32
@@ -130,6 +133,29 @@ def test_spent_tokens_are_forgotten_once_they_expire():
     assert len(issuer._spent) == 1  # the memory of spent tokens is bounded by how many are unexpired
 
 
+_segment = st.text(st.sampled_from("AZaz09-_=+/."), max_size=40)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.one_of(
+        st.builds(lambda a, b, c: f"{a}.{b}.{c}", _segment, _segment, _segment),
+        st.builds(
+            lambda claims: jwt.encode(claims, KEY),
+            st.dictionaries(
+                st.sampled_from(["aud", "exp", "iat", "jti", "sub", "modes", "languages"]), json_values, max_size=7
+            ),
+        ),
+    )
+)
+def test_any_token_is_verified_or_refused_in_words(token):
+    """Garbage, and well-signed claims of any shape: a TokenError saying why, never another exception."""
+    try:
+        tokens().verify(token)
+    except TokenError as exc:
+        assert exc.status == 401 and str(exc)
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -147,11 +173,11 @@ def test_access_settings_are_checked_at_start_up(env, message):
 
 
 # -- over HTTP ------------------------------------------------------------------------------------------------
-SETTINGS = Settings(ice_loopback=True, max_calls=10, signing_keys=KEY, api_keys=API_KEY,
+SERVER = Settings(ice_loopback=True, max_calls=10, signing_keys=KEY, api_keys=API_KEY,
                     turn_secret="turn-secret", turn_urls="turn:127.0.0.1:3478")  # fmt: skip
 
 
-async def started(aiohttp_client, settings: Settings = SETTINGS):
+async def started(aiohttp_client, settings: Settings = SERVER):
     app = create_app(settings, lambda _s: fake_providers())
     client = await aiohttp_client(app)
     await asyncio.wait_for(app[MODELS].loaded.wait(), 10)
