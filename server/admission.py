@@ -91,11 +91,3 @@ def api_key_ok(request: web.Request, api_keys: str, static_token: str) -> bool:
         return False
     keys = [k.strip() for k in api_keys.split(",") if k.strip()] + ([static_token] if static_token else [])
     return any([_same(given, key) for key in keys])  # a list: every key compared, whichever matches
-
-
-def token_ok(request: web.Request, token: str) -> bool:
-    """True when no token is configured, or the request carries ``Authorization: Bearer <token>``."""
-    if not token:
-        return True
-    given = request.headers.get("Authorization", "")
-    return given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())
