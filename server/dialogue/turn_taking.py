@@ -152,7 +152,9 @@ class TurnTaker:
         return self.start(handle, speak(handle))
 
     def start(self, handle: ReplyHandle, work: Coroutine[Any, Any, None]) -> ReplyHandle:
-        """Runs ``work`` as ``handle``'s task once the reply before it has finished."""
+        """Runs ``work`` as ``handle``'s task once the reply before it has finished. A call has at most one reply
+        in flight: a handle cut while it waits is over only when the one before it is, so replies superseded in
+        quick succession (a flood of typed text) never run side by side."""
         previous = self._current
 
         async def after_previous() -> None:
@@ -162,6 +164,8 @@ class TurnTaker:
                     await previous.over()
             except asyncio.CancelledError:
                 work.close()  # cancelled before it began
+                if previous is not None:
+                    await previous.over()  # (the next reply waits on this one, so on the one before it too)
                 raise
             await work
 
