@@ -158,6 +158,7 @@ async def test_the_prompt_fits_the_embedded_context_by_its_real_tokenizer():
 
 
 @pytest.mark.real_models
+@pytest.mark.timeout(1800)  # ~6,000 tokens read on 2 shared cores: minutes
 async def test_long_typed_cjk_messages_on_the_embedded_model_with_its_real_context():
     """Qwen on llama.cpp with its 4,096 tokens: four typed messages of 2,000 characters (~4,700 tokens together),
     then a short one; every turn is answered. (Replies capped at a few tokens: the prompts are what is tested.)"""
@@ -176,6 +177,7 @@ async def test_long_typed_cjk_messages_on_the_embedded_model_with_its_real_conte
             scripted.frame()
             await asyncio.sleep(0.01)
         assert [e for e in scripted.events[since:] if e["type"] == "error"] == [], text[:20]
+        print(f"{len(text)} characters answered; the model's cache holds {llm._llm.n_tokens} tokens", flush=True)
     said = [e for e in scripted.events if e["type"] == "transcript" and e["role"] == "assistant"]
     assert len(said) == 1 + 5 and all(e["text"] for e in said)
     await scripted.close()
