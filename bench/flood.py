@@ -23,6 +23,7 @@ import statistics
 import time
 from multiprocessing.connection import Connection
 
+from bench.capacity import cpu_seconds
 from bench.serverproc import ServerProcess
 from client.call import CallClient
 from server.ice import use_loopback_only
@@ -32,10 +33,10 @@ QUESTION = "What is the difference between a process and a thread?"
 
 
 # -- the flooding call, in a worker process --------------------------------------------------------------------
-async def _flood(call: CallClient, seconds: float, rate: float) -> tuple[int, int]:
+async def _flood(call: CallClient, seconds: float, rate: float) -> tuple[int, int, float]:
     """``rate`` messages a second for ``seconds``, on schedule (typed text, and every fourth a control message);
-    returns how many were sent and how many ``rate_limited`` errors came back."""
-    started = time.monotonic()
+    returns how many were sent, how many ``rate_limited`` errors came back, and the CPU seconds it took."""
+    started, cpu = time.monotonic(), time.process_time()
     sent = 0
     while (elapsed := time.monotonic() - started) < seconds:
         while sent < elapsed * rate:
@@ -45,14 +46,15 @@ async def _flood(call: CallClient, seconds: float, rate: float) -> tuple[int, in
                 call.send({"type": "text", "text": f"flood message {sent}"})
             sent += 1
         await asyncio.sleep(0.005)
+    cpu = time.process_time() - cpu
     await asyncio.sleep(0.5)  # the last errors arrive
     limited = sum(1 for t, e in call.events if t >= started and e["type"] == "error" and e["code"] == "rate_limited")
-    return sent, limited
+    return sent, limited, cpu
 
 
 async def _flooder(url: str, conn: Connection) -> None:
-    # The flooding client's own CPU (aiortc's SCTP and DTLS in Python, ~0.3 core at 200 messages a second) is an
-    # attacker's elsewhere; here it shares the machine with the server, so it yields to it (still on schedule).
+    # The flooding client's own CPU (aiortc's SCTP and DTLS in Python; the report gives it) is an attacker's
+    # elsewhere; here it shares the machine with the server, so it yields to it (still on schedule).
     os.nice(10)
     use_loopback_only()
     loop = asyncio.get_running_loop()
@@ -136,8 +138,9 @@ async def ask_for(call: CallClient, seconds: float) -> list[tuple[float, int]]:
     return out
 
 
-async def measure(url: str, rounds: int, seconds: float, rate: float) -> dict:
+async def measure(url: str, pid: int, rounds: int, seconds: float, rate: float) -> dict:
     flooder = Flooder(url)
+    server_cpu = {"quiet": 0.0, "flooded": 0.0}  # the server's CPU seconds in each kind of window
     call = CallClient(url, mode="chat")
     try:
         await call.connect()
@@ -145,19 +148,26 @@ async def measure(url: str, rounds: int, seconds: float, rate: float) -> dict:
         quiet: list[tuple[float, int]] = []
         flooded: list[tuple[float, int]] = []
         sent = limited = 0
+        cpu = 0.0
         for _ in range(rounds):
+            before = cpu_seconds(pid)
             quiet += await ask_for(call, seconds)
+            server_cpu["quiet"] += cpu_seconds(pid) - before
             flooding = await flooder.start(seconds, rate)
+            before = cpu_seconds(pid)
             await asyncio.sleep(0.3)  # the flood is under way
             flooded += await ask_for(call, seconds - 0.3)
-            _, n, k = await flooding
-            sent, limited = sent + n, limited + k
+            _, n, k, c = await flooding
+            server_cpu["flooded"] += cpu_seconds(pid) - before
+            sent, limited, cpu = sent + n, limited + k, cpu + c
             await asyncio.sleep(1.0)  # the flooder's last replies end
         errors = [e for _, e in call.events if e["type"] == "error"]
     finally:
         ended = await flooder.close()
         await call.close()
-    return {"quiet": quiet, "flooded": flooded, "sent": sent, "limited": limited, "ended": ended, "errors": errors}
+    return {"quiet": quiet, "flooded": flooded, "sent": sent, "limited": limited, "ended": ended, "errors": errors,
+            "flooder_cores": cpu / (rounds * seconds),
+            "server_cores": {k: v / (rounds * seconds) for k, v in server_cpu.items()}}  # fmt: skip
 
 
 def median_ms(samples: list[tuple[float, int]], server: bool = False) -> float:
@@ -172,13 +182,15 @@ def p90_ms(samples: list[tuple[float, int]]) -> float:
 def report(name: str, r: dict, seconds: float, rounds: int) -> None:
     quiet, flooded = r["quiet"], r["flooded"]
     print(f"\n{name}: {len(quiet)} questions without the flood, {len(flooded)} during it; the flooder sent "
-          f"{r['sent']} messages in {rounds * seconds:.0f} s and got {r['limited']} rate_limited errors; its call "
+          f"{r['sent']} messages in {rounds * seconds:.0f} s (its own CPU: {r['flooder_cores']:.2f} cores) and got "
+          f"{r['limited']} rate_limited errors; its call "
           f"{'was ended' if r['ended'] else 'went on'}; errors to the measuring call: {len(r['errors'])}")  # fmt: skip
-    print("| Second call's typed question | Median to first audio | p90 | Server response_ms (median) |")
-    print("|---|---|---|---|")
-    for label, samples in (("without the flood", quiet), ("while the other call floods", flooded)):
+    print("| Second call's typed question | Median to first audio | p90 | Server response_ms (median) | Server CPU |")
+    print("|---|---|---|---|---|")
+    for label, key in (("without the flood", "quiet"), ("while the other call floods", "flooded")):
+        samples = r[key]
         print(f"| {label} | {median_ms(samples):.0f} ms | {p90_ms(samples):.0f} ms | "
-              f"{median_ms(samples, server=True):.0f} ms |")  # fmt: skip
+              f"{median_ms(samples, server=True):.0f} ms | {r['server_cores'][key]:.2f} cores |")  # fmt: skip
     print(f"ratio (median, flood / no flood): {median_ms(flooded) / median_ms(quiet):.2f}x "
           f"(p90: {p90_ms(flooded) / p90_ms(quiet):.2f}x; goal: at most 1.5x)")  # fmt: skip
 
@@ -208,7 +220,8 @@ async def main() -> None:
         for server in servers.values():
             await server.wait_healthy(60)
         for name, server in servers.items():
-            report(name, await measure(server.url, args.rounds, args.seconds, args.rate), args.seconds, args.rounds)
+            result = await measure(server.url, server.pid, args.rounds, args.seconds, args.rate)
+            report(name, result, args.seconds, args.rounds)
     finally:
         for server in servers.values():
             server.stop()
