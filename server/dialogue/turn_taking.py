@@ -163,10 +163,11 @@ class TurnTaker:
                     # Let the interrupted reply record what was heard before the next turn reads the history.
                     await previous.over()
             except asyncio.CancelledError:
-                work.close()  # cancelled before it began
-                if previous is not None:
-                    await previous.over()  # (the next reply waits on this one, so on the one before it too)
+                work.close()  # the call is closing
                 raise
+            if not handle.begins():
+                work.close()  # cut while it waited: it never begins, and it was over only once the one before was
+                return
             await work
 
         handle.runs(self._hooks.spawn(after_previous()))
