@@ -47,7 +47,7 @@ class Conversation:
     lets the embedded LLM reuse its KV cache, while sliding by one would re-evaluate the whole prompt each turn.
     The token budget (the model's context less its reply) is kept the same way: a prompt that would be over it
     drops its oldest messages down to ``TRIM_TO`` of it. Long typed messages (2,000 characters of Chinese are
-    about 1,500 tokens) would otherwise fill the context within a few turns, and every later turn would fail.
+    1,155 tokens to Qwen) would otherwise fill the context within a few turns, and every later turn would fail.
     """
 
     def __init__(

@@ -25,7 +25,10 @@ logger = logging.getLogger(__name__)
 
 _CUT = "\u2063"  # an invisible separator marks where the person's words end in the rendered prompt
 PREFILL_CHUNK = 4  # tokens per llama.cpp batch in prefill (~0.15 s here): how soon a stop takes effect
-PROMPT_CHUNK = 64  # tokens per batch of a long new prompt, before the reply: how soon a superseded reply stops
+# Tokens per batch of a long new prompt, before the reply: how soon a superseded reply stops. Reading 600 new tokens
+# took as long in 64-token batches as in one (8-40 s either way on the busy 2 cores, 2026-12-02), and a stop
+# 0.5 s in ended the reading after the chunk in hand.
+PROMPT_CHUNK = 64
 
 
 class LlamaChat:
@@ -92,7 +95,7 @@ class LlamaChat:
 
     def _read_prompt(self, messages: Sequence[ChatMessage], stop: threading.Event) -> None:
         """Reads a long new prompt into the cache in whole chunks, checking ``stop`` between them: a reply superseded
-        while its prompt is read (2,000 typed characters of Chinese are ~1,500 tokens, seconds here) stops within a
+        while its prompt is read (2,000 typed characters of Chinese are 1,155 tokens, seconds here) stops within a
         chunk. A short one (a spoken turn after a warm cache) is left whole to ``create_chat_completion``, which reads
         it, and the rest of a long one, in one batch: a batch more would cost about a token's time."""
         tokens = self._tokens(messages)
