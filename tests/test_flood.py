@@ -337,3 +337,37 @@ async def test_a_waiting_reply_cut_twice_still_waits_for_the_one_before_it():
     await last.over()
     assert log == ["first over", "third started"]
     await scripted.close()
+
+
+@pytest.mark.real_models
+async def test_on_the_embedded_model_a_superseded_job_is_dropped_and_a_long_prompt_stops_within_a_chunk():
+    from server.providers.local.llama import PROMPT_CHUNK, LlamaChat
+
+    llm = LlamaChat(threads=2, context=4096)
+    system: ChatMessage = {"role": "system", "content": "You are a friendly tutor."}
+
+    async def first_token(words: str) -> str:
+        async for delta in llm.stream([system, {"role": "user", "content": words}], temperature=0.2, max_tokens=2):
+            return delta
+        return ""
+
+    # Queued behind another call's work, then superseded: the model never reads it.
+    release = busy(llm._executor)
+    dropped = asyncio.ensure_future(first_token("Tell me about zebras and their stripes."))
+    await asyncio.sleep(0.05)
+    dropped.cancel()
+    await asyncio.wait([dropped])
+    release.set()
+    assert await first_token("Say hello.")
+    assert "zebras" not in llm.cached_text()
+
+    # Superseded while the model reads its long prompt: the reading stops within a chunk.
+    long_words = "我最近在学习中文，每天都会读一些新闻和小说。有时候我觉得语法很难，但是老师说只要坚持练习。" * 20
+    reading = asyncio.ensure_future(first_token(long_words))
+    await until(lambda: llm._llm.n_tokens > 2 * PROMPT_CHUNK, 120)  # a few chunks in
+    reading.cancel()
+    await asyncio.wait([reading])
+    stopped_at = llm._llm.n_tokens
+    await asyncio.wrap_future(llm._executor.submit(lambda: None))  # the model thread is free again
+    full = len(llm._tokens([system, {"role": "user", "content": long_words}]))
+    assert llm._llm.n_tokens <= stopped_at + PROMPT_CHUNK < full, (stopped_at, llm._llm.n_tokens, full)
