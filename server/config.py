@@ -58,6 +58,8 @@ class Settings:
     listen_ahead: str = "auto"  # or "on", "off"
     # Threads the embedded models may use for inference (the machine has 2 cores).
     threads: int = 2
+    # The chat model's context, tokens: the embedded model is loaded with it, and the history is trimmed to fit it
+    # with room for the reply (for a remote model too, counted by an estimate: a compatible server may be small).
     llm_context: int = 4096
     llm_max_tokens: int = 120
     # Offer loopback ICE candidates only (tests and benchmarks on one machine, in a network namespace).
@@ -83,7 +85,12 @@ class Settings:
     turn_secret: str = ""
     turn_urls: str = ""
     turn_ttl_s: int = 300
-    # A call ends (with an "ended" event first) after this long, or after this long without the person's audio.
+    # Data-channel messages one call may send: this many a second on average, at most message_burst at once; more
+    # are dropped with a "rate_limited" error (server/message_rate.py), so one call cannot starve the others.
+    messages_per_second: float = 5.0
+    message_burst: int = 10
+    # A call ends (with an "ended" event first) after this long, or after this long without the person speaking or
+    # typing (control messages do not count).
     max_call_s: float = 1800.0
     idle_s: float = 300.0
     # A peer whose audio stops arriving for this long has vanished (tab killed, network gone): hang up.
@@ -143,6 +150,8 @@ class Settings:
             raise ValueError("PARLEY_JUDGE must be one of auto, offline, remote")
         if not 0.15 < self.vad_threshold < 1:
             raise ValueError("PARLEY_VAD_THRESHOLD must be between 0.15 and 1")
+        if self.messages_per_second <= 0 or self.message_burst < 1:
+            raise ValueError("PARLEY_MESSAGES_PER_SECOND must be above 0 and PARLEY_MESSAGE_BURST at least 1")
         if not 1 <= self.vad_start_windows <= self.barge_in_windows <= 30:
             raise ValueError("need 1 <= PARLEY_VAD_START_WINDOWS <= PARLEY_BARGE_IN_WINDOWS <= 30")
 

@@ -9,7 +9,7 @@ field name and meaning here.
 from typing import Any, Literal, NotRequired, TypedDict, get_args, get_type_hints
 
 State = Literal["listening", "thinking", "speaking"]
-ErrorCode = Literal["bad_message", "too_large", "provider_failed", "internal", "not_allowed"]
+ErrorCode = Literal["bad_message", "too_large", "rate_limited", "provider_failed", "internal", "not_allowed"]
 EndReason = Literal["idle", "max_duration", "peer_gone", "shutdown", "requested"]
 
 

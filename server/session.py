@@ -30,6 +30,7 @@ from server.dialogue.reply import ReplyHandle
 from server.dialogue.responder import Responder
 from server.dialogue.turn_taking import TurnTaker
 from server.events import BadMessage, Command, EventChannel, ModeChange, Reset, TextInput, parse_client_message
+from server.message_rate import MessageRate
 from server.metrics import Metrics
 from server.protocol import Ended, EndReason, Error, Ready, ServerEvent
 from server.providers.base import Providers
@@ -80,6 +81,7 @@ class Call:
         self.closed = asyncio.Event()
         self.started_at = time.monotonic()
         self.last_activity = self.started_at  # the person's last speech or typed message
+        self._message_rate = MessageRate(settings.messages_per_second, settings.message_burst)
         self._closing: asyncio.Task[None] | None = None
         self.on_close: list[Callable[[], None]] = []
 
@@ -162,6 +164,8 @@ class Call:
 
     def end(self, reason: EndReason) -> None:
         """Ends the call from inside it: the client is told why, then the connection is closed."""
+        if self._closing is not None or self.closed.is_set():
+            return  # ending already (an "end" sent twice, or the idle limit as the person hangs up)
         logger.info("call %s: ending (%s)", self.session_id, reason, extra=self._log("ended"))
         self._send_scorecard()
         self.send(Ended(type="ended", reason=reason))
@@ -224,13 +228,18 @@ class Call:
             self.send(Error(type="error", code="bad_message", message="there is no interview in this call to score"))
 
     def _on_message(self, raw: str | bytes) -> None:
+        if not self._message_rate.allow():  # before parsing: a flood costs as little as it can
+            if self._message_rate.should_tell():
+                words = f"too many messages: at most {self.settings.messages_per_second:g} a second; some were dropped"
+                self.send(Error(type="error", code="rate_limited", message=words))
+            return
         try:
             message = parse_client_message(raw)
         except BadMessage as exc:
             self.send(Error(type="error", code=exc.code, message=str(exc)))  # type: ignore[typeddict-item]
             return
-        self.last_activity = time.monotonic()
         if isinstance(message, TextInput):
+            self.person_active()  # typing counts as the person being there; control messages do not
             self.turn_taker.answer_text(message.text)
         elif isinstance(message, ModeChange):
             if not self._allowed(message.mode, message.language):

@@ -90,6 +90,8 @@ class ReplyHandle:
         self.gate = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.speech: Reply | None = None
+        self._began = False  # its work has begun (the reply before it is over)
+        self._cut = False
 
     @property
     def turn_over(self) -> bool:
@@ -124,11 +126,20 @@ class ReplyHandle:
         if self.task is not None and not self.task.done():
             await asyncio.wait([self.task])
 
+    def begins(self) -> bool:
+        """The reply before it is over: True when its work may begin now, False when it was cut while it waited."""
+        self._began = True
+        return not self._cut
+
     def cancel(self) -> bool:
-        """Cuts the reply (its work, and its speech where it has begun); False when it was already over."""
+        """Cuts the reply (its work, and its speech where it has begun); False when it was already over. A reply
+        still waiting for the one before it is not interrupted: it ends, without beginning, once that one is over,
+        so the reply after it never runs beside that one (replies cut in quick succession, a flood of text)."""
         if not self.running:
             return False
-        self.task.cancel()  # type: ignore[union-attr]
+        self._cut = True
+        if self._began:
+            self.task.cancel()  # type: ignore[union-attr]
         return True
 
     def take_clock(self) -> TurnClock | None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from server.audio.outbound import Segment, SpeechTrack
 from server.config import Settings
-from server.dialogue.conversation import Conversation
+from server.dialogue.conversation import Conversation, estimate_tokens
 from server.dialogue.drift_guard import guard, heard_languages, reply_language
 from server.dialogue.interview import Interview, interview_for
 from server.dialogue.modes import APOLOGIES, PERSONAS, Persona
@@ -37,6 +37,8 @@ from server.protocol import (
 from server.providers.base import ProviderError, Providers, VoiceStyle
 
 logger = logging.getLogger("server.session")  # one logger for a call's lines
+
+PROMPT_EXTRA_TOKENS = 24  # "<|im_start|>assistant\n" and drift_guard's "(Reply in Japanese.)", with room to spare
 
 
 class Responder:
@@ -61,7 +63,11 @@ class Responder:
         self._spawn = spawn
         self.mode, self.language = mode, language
         self.persona: Persona = PERSONAS[mode]
-        self.conversation = Conversation(self.persona.system_prompt(language))
+        # Trimmed by tokens too, counted by the model's own tokenizer where it has one here (the embedded model).
+        count_tokens = getattr(providers.llm, "count_tokens", estimate_tokens)
+        self.conversation = Conversation(
+            self.persona.system_prompt(language), budget=self._history_budget(), count_tokens=count_tokens
+        )
         self._rng = random.Random()
         self.interview: Interview | None = None
         self._new_interview()
@@ -76,6 +82,7 @@ class Responder:
             self.language = language or self.language
             self.persona = PERSONAS[self.mode]
         self.conversation.reset(self.persona.system_prompt(self.language))
+        self.conversation.budget = self._history_budget()
         self._new_interview()
 
     def _new_interview(self) -> None:
@@ -109,6 +116,11 @@ class Responder:
         if self.settings.provider("llm") == "openai":
             return persona.remote_temperature, persona.remote_max_tokens
         return persona.temperature, min(persona.max_tokens, self.settings.llm_max_tokens)
+
+    def _history_budget(self) -> int:
+        """The prompt's tokens: the model's context less the reply's cap and what goes around the history (the
+        reply's opening, the language reminder on the last message)."""
+        return self.settings.llm_context - self._sampling()[1] - PROMPT_EXTRA_TOKENS
 
     # -- replies --------------------------------------------------------------------------------------------
     def greeting(self) -> Callable[[ReplyHandle], Coroutine[Any, Any, None]]:

@@ -152,7 +152,9 @@ class TurnTaker:
         return self.start(handle, speak(handle))
 
     def start(self, handle: ReplyHandle, work: Coroutine[Any, Any, None]) -> ReplyHandle:
-        """Runs ``work`` as ``handle``'s task once the reply before it has finished."""
+        """Runs ``work`` as ``handle``'s task once the reply before it has finished. A call has at most one reply
+        in flight: a handle cut while it waits is over only when the one before it is, so replies superseded in
+        quick succession (a flood of typed text) never run side by side."""
         previous = self._current
 
         async def after_previous() -> None:
@@ -161,8 +163,11 @@ class TurnTaker:
                     # Let the interrupted reply record what was heard before the next turn reads the history.
                     await previous.over()
             except asyncio.CancelledError:
-                work.close()  # cancelled before it began
+                work.close()  # the call is closing
                 raise
+            if not handle.begins():
+                work.close()  # cut while it waited: it never begins, and it was over only once the one before was
+                return
             await work
 
         handle.runs(self._hooks.spawn(after_previous()))

@@ -21,7 +21,9 @@ async def stream_from_thread(
     """Iterates ``produce(stop)`` in ``executor`` and yields its items on the loop.
 
     When the consumer stops early (cancelled on barge-in, or closed) ``stop`` is set; the producer checks it
-    between items, so the worker frees up within one item (one token, one audio chunk).
+    between items, so the worker frees up within one item (one token, one audio chunk). A job still waiting in
+    the executor's queue (the model is busy with another call) is dropped there and never starts: a superseded
+    reply costs no model time it has not begun.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue()
@@ -34,6 +36,9 @@ async def stream_from_thread(
             stop.set()
 
     def work() -> None:
+        if stop.is_set():  # stopped between leaving the queue and starting: not one item is made
+            put(_DONE)
+            return
         try:
             for item in produce(stop):
                 if stop.is_set():
@@ -44,7 +49,7 @@ async def stream_from_thread(
         finally:
             put(_DONE)
 
-    loop.run_in_executor(executor, work)
+    job = executor.submit(work)
     try:
         while True:
             item = await queue.get()
@@ -55,3 +60,4 @@ async def stream_from_thread(
             yield item  # type: ignore[misc]
     finally:
         stop.set()  # the worker exits after its current item; work() never raises, so nothing is lost
+        job.cancel()  # still queued behind other calls' work: it leaves the queue (False, harmless, once it runs)
