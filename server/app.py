@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 from aiortc import RTCPeerConnection
 
-from server import admission, ice, signalling
+from server import admission, ice, sdp_guard, signalling
 from server.audio.vad import SileroModel
 from server.config import Settings
 from server.drain import DRAIN, Drain
@@ -45,6 +45,7 @@ CALLS = web.AppKey("calls", dict[str, Call])
 METRICS = web.AppKey("metrics", Metrics)
 RATE_LIMITER = web.AppKey("rate_limiter", admission.OfferRateLimiter)
 ICE_SERVERS = web.AppKey("ice_servers", list)
+ICE_ALLOW = web.AppKey("ice_allow", frozenset)  # kinds of remote candidates the server may check
 
 
 def _default_providers(settings: Settings) -> Providers:
@@ -61,6 +62,7 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app[METRICS] = Metrics()
     app[RATE_LIMITER] = admission.OfferRateLimiter(settings.offers_per_minute)
     app[ICE_SERVERS] = ice.parse_servers(settings.ice_servers)  # validated once, used by every call
+    app[ICE_ALLOW] = sdp_guard.parse_allowed(settings.ice_allow_candidates, settings.ice_loopback)
     app[DRAIN] = Drain()
     if settings.ice_loopback:
         ice.use_loopback_only()
@@ -208,7 +210,7 @@ async def offer(request: web.Request) -> web.Response:
     if len(app[CALLS]) >= settings.call_capacity():
         return signalling.json_error(503, "the server is at capacity; try again shortly")
     try:
-        sdp, mode, language = await signalling.read_offer(request)
+        sdp, mode, language = await signalling.read_offer(request, settings.http_timeout_s)
     except signalling.OfferError as exc:
         return signalling.json_error(exc.status, str(exc))
     models = app[MODELS]
@@ -220,7 +222,7 @@ async def offer(request: web.Request) -> web.Response:
     call = Call(session_id, pc, app[SETTINGS], models.providers, models.vad, app[METRICS], mode, language)
     call.attach()
     try:
-        answer = await signalling.answer(pc, sdp, call.track, app[SETTINGS].ice_loopback)
+        answer = await signalling.answer(pc, sdp, call.track, settings.ice_loopback, app[ICE_ALLOW])
     except signalling.OfferError as exc:
         await call.close()
         return signalling.json_error(400, str(exc))

@@ -11,7 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from server.app import CALLS, MODELS
+from server import slow_clients
+from server.app import CALLS, MODELS, SETTINGS
 from server.drain import DRAIN, drain
 from server.heap import freeze_when_loaded
 
@@ -27,7 +28,7 @@ async def serve(app: web.Application, host: str, port: int, linger_s: float) -> 
     """Runs ``app`` until SIGTERM or SIGINT, then drains and stops. A second signal cuts the linger short."""
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_S, **HANDLER_ARGS)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    listener = await slow_clients.listen(runner, host, port, app[SETTINGS].http_timeout_s)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     freezing = loop.create_task(freeze_when_loaded(app[MODELS].loaded))
@@ -50,4 +51,5 @@ async def serve(app: web.Application, host: str, port: int, linger_s: float) -> 
         freezing.cancel()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        await runner.cleanup()  # stops listening, closes what is left (on_shutdown), runs the cleanup contexts
+        listener.close()  # stops listening
+        await runner.cleanup()  # closes what is left (on_shutdown), runs the cleanup contexts
