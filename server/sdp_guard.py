@@ -56,6 +56,14 @@ def check_sections(sdp: str) -> None:
         raise UnusableOffer(
             f"the offer has a {others[0][:20]} section: only one audio section and the events data channel are accepted"
         )
+    mids: set[str] = set()
+    for section in re.split(r"\r?\n(?=m=)", sdp)[1:]:
+        # Browsers name every section (unified plan); without a name, or with another section's, aiortc matched
+        # the bundle wrongly and failed half-way through its answer, and again when the call closed (fuzzing).
+        names = re.findall(r"^a=mid:(\S+)", section, re.MULTILINE)
+        if len(names) != 1 or names[0] in mids:
+            raise UnusableOffer(f"the offer's {section[2:].split(' ', 1)[0][:20]} section needs an a=mid of its own")
+        mids.add(names[0])
     count = len(re.findall(r"^a=candidate:", sdp, re.MULTILINE))
     if count > MAX_CANDIDATES:
         raise UnusableOffer(f"the offer has {count} ICE candidates; at most {MAX_CANDIDATES} are accepted")

@@ -210,7 +210,10 @@ class Call:
         self.turn_taker.close()
         self._inbound.close()
         self.track.stop()
-        await self.pc.close()
+        try:
+            await self.pc.close()
+        except Exception:  # aiortc half set up (an offer it could not answer): what it holds is let go anyway
+            logger.exception("call %s: closing the peer connection failed", self.session_id, extra=self._log("closed"))
         self.pc.remove_all_listeners()
         self.events.detach()
         logger.info("call %s closed after %d turns", self.session_id, self.responder.turns, extra=self._log("closed"))

@@ -139,7 +139,10 @@ async def answer(
         raise OfferError(f"the SDP offer cannot be used: {exc}") from exc
     pc.addTrack(track)  # takes the audio transceiver the offer created
     shorten_jitter_buffer(pc)
-    await pc.setLocalDescription(await pc.createAnswer())
+    try:
+        await pc.setLocalDescription(await pc.createAnswer())
+    except Exception as exc:  # an offer aiortc took but cannot answer, e.g. bundled sections without a=mid (fuzzing)
+        raise OfferError(f"the SDP offer cannot be answered: {type(exc).__name__}") from exc
     return pc.localDescription
 
 
