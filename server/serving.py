@@ -21,7 +21,10 @@ logger = logging.getLogger(__name__)
 HTTP_SHUTDOWN_S = 2.0  # aiohttp's wait for requests in flight once the listener is closed
 # Request bodies are read as sent: an offer is small JSON, and aiohttp's decompression of a body that does not
 # decode fails inside the HTTP parser, where it closes the connection without an answer (found by fuzzing).
-HANDLER_ARGS: dict[str, Any] = {"auto_decompress": False}
+# After an answer given before a body was read whole (413, 408 to a client that trickles it), aiohttp reads and
+# drops what still comes for ``lingering_time`` (10 s by default) so that the client sees the answer: 2 s is
+# plenty for that, and holds a slow client's connection 8 s less.
+HANDLER_ARGS: dict[str, Any] = {"auto_decompress": False, "lingering_time": 2.0}
 
 
 async def serve(app: web.Application, host: str, port: int, linger_s: float) -> None:
