@@ -180,6 +180,7 @@ class Call:
         )  # fmt: skip
         # Not one of the call's own tasks: close() cancels those, this one included.
         self._closing = asyncio.get_running_loop().create_task(self.close())
+        self._closing.add_done_callback(self._task_done)  # a failure to close is logged with the call id too
 
     def end(self, reason: EndReason) -> None:
         """Ends the call from inside it: the client is told why, then the connection is closed."""
@@ -193,6 +194,7 @@ class Call:
 
         # Not one of the call's own tasks: close() cancels those.
         self._closing = asyncio.get_running_loop().create_task(close_soon())
+        self._closing.add_done_callback(self._task_done)  # a failure to close is logged with the call id too
 
     async def close(self) -> None:
         if self.closed.is_set():

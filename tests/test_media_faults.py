@@ -11,6 +11,7 @@ import pytest
 from aiortc import RTCRtpTransceiver
 
 from server.app import CALLS
+from server.config import Settings
 from tests.fakes import FakeSTT, fake_providers
 from tests.helpers import chat_call, is_, until
 
@@ -57,6 +58,21 @@ async def test_a_codec_switch_mid_call_is_still_heard(
     heard_seconds = stt.calls[1][0]
     assert abs(heard_seconds - tts_speech(QUESTION).size / 48_000) < 0.8, heard_seconds
     assert not call.find(is_("ended")) and len(started_apps[-1][CALLS]) == 1
+
+
+async def test_audio_in_a_payload_type_never_negotiated_ends_the_call_with_an_event(start_server, call_client):
+    """aiortc drops packets of a payload type the answer does not have: no frame reaches the call, which then
+    ends in words (the peer timeout) instead of staying open, deaf."""
+    url = await start_server(fake_providers(), Settings(ice_loopback=True, hangover_ms=500, peer_timeout_s=1.5))
+    call = await call_client(url, mode="chat")
+    greeted = await call.wait_listening(30)
+    transceiver = next(t for t in call.pc.getTransceivers() if t.kind == "audio")
+    assert "a=rtpmap:100 " not in call.pc.remoteDescription.sdp
+    sending = transceiver._codecs[0]
+    transceiver.receiver._RTCRtpReceiver__codecs[sending.payloadType] = dataclasses.replace(sending)  # type: ignore[attr-defined]
+    sending.payloadType = 100  # still Opus inside, under a payload type the server never agreed to
+    _, ended = await call.wait_for(is_("ended"), 10, greeted)
+    assert ended["reason"] == "peer_gone"
 
 
 async def test_a_failing_task_of_a_call_is_logged_with_its_id(start_server, call_client, started_apps, caplog):
