@@ -24,7 +24,10 @@ HTTP_SHUTDOWN_S = 2.0  # aiohttp's wait for requests in flight once the listener
 # After an answer given before a body was read whole (413, 408 to a client that trickles it), aiohttp reads and
 # drops what still comes for ``lingering_time`` (10 s by default) so that the client sees the answer: 2 s is
 # plenty for that, and holds a slow client's connection 8 s less.
-HANDLER_ARGS: dict[str, Any] = {"auto_decompress": False, "lingering_time": 2.0}
+# A kept-alive connection is closed when it has been idle, or has sent only part of its next request's headers,
+# for ``keepalive_timeout`` after an answer: aiohttp's default is an hour; the header deadline of
+# server/slow_clients.py covers a connection's first request only.
+HANDLER_ARGS: dict[str, Any] = {"auto_decompress": False, "lingering_time": 2.0, "keepalive_timeout": 15.0}
 
 
 async def serve(app: web.Application, host: str, port: int, linger_s: float) -> None:
