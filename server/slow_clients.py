@@ -19,6 +19,7 @@ from aiohttp import web
 logger = logging.getLogger(__name__)
 
 END_OF_HEADERS = b"\r\n\r\n"
+BARE_END = b"\n\n"  # a parser that takes bare line feeds: a complete head all the same, never a cut-off request
 
 
 class HeaderDeadline(asyncio.Protocol):
@@ -38,7 +39,7 @@ class HeaderDeadline(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._timer is not None:
             seen = self._tail + data
-            if END_OF_HEADERS in seen:
+            if END_OF_HEADERS in seen or BARE_END in seen:
                 self._cancel()
             else:
                 self._tail = seen[-(len(END_OF_HEADERS) - 1) :]

@@ -136,6 +136,25 @@ async def test_clients_that_trickle_headers_are_cut_off_and_others_are_served(se
     assert max(held) < TIMEOUT_S + 1.0
 
 
+async def test_a_head_split_anywhere_is_a_request_and_the_connection_outlives_the_deadline(server):
+    """The head's blank line split across two writes still counts; a connection whose first request came whole
+    is not cut at the deadline: a second request on it, past the deadline, is answered."""
+    reader, writer = await asyncio.open_connection(*server)
+    for part in (b"GET /healthz HTTP/1.1\r\nHost: parley\r\n\r", b"\n"):
+        writer.write(part)
+        await writer.drain()
+        await asyncio.sleep(0.1)
+    first = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+    assert first.startswith(b"HTTP/1.1 200")
+    length = int(next(line for line in first.split(b"\r\n") if line.lower().startswith(b"content-length")).split()[1])
+    await reader.readexactly(length)
+    await asyncio.sleep(TIMEOUT_S + 0.5)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: parley\r\nConnection: close\r\n\r\n")
+    status, health = await answer_of(reader, 2)
+    writer.close()
+    assert status == 200 and health["status"] == "ok"
+
+
 async def test_a_client_that_trickles_its_body_gets_a_408(server):
     reader, writer = await asyncio.open_connection(*server)
     writer.write(head(5000))

@@ -194,3 +194,12 @@ async def test_the_offer_is_answered_through_aiohttp_too(aiohttp_client, peers):
     connected = asyncio.Event()
     peer.pc.on("connectionstatechange", lambda: peer.pc.connectionState == "connected" and connected.set())
     await asyncio.wait_for(connected.wait(), 10)
+
+
+def test_the_candidate_kinds_an_operator_may_allow():
+    assert Settings.from_env({"PARLEY_ICE_ALLOW_CANDIDATES": "loopback, mdns"}).ice_allow_candidates == "loopback, mdns"
+    for raw in ("private", "loopback,everything"):
+        with pytest.raises(ValueError, match="PARLEY_ICE_ALLOW_CANDIDATES"):
+            Settings.from_env({"PARLEY_ICE_ALLOW_CANDIDATES": raw})
+    with pytest.raises(ValueError, match="PARLEY_CONNECT_TIMEOUT_S"):
+        Settings.from_env({"PARLEY_CONNECT_TIMEOUT_S": "0"})
