@@ -92,7 +92,7 @@ class Call:
         def on_datachannel(channel: RTCDataChannel) -> None:
             if channel.label != "events":
                 return
-            channel.on("message", self._on_message)
+            channel.on("message", self._receive)
             self.events.attach(channel, self._send_ready)
 
         @pc.on("connectionstatechange")
@@ -254,6 +254,15 @@ class Call:
             self.send(scorecard)
         elif asked:
             self.send(Error(type="error", code="bad_message", message="there is no interview in this call to score"))
+
+    def _receive(self, raw: str | bytes) -> None:
+        """aiortc calls this inside its data-channel receive path: an exception raised here would end there, and
+        could take the channel with it. A message the server fails on is an ``error`` event; the call goes on."""
+        try:
+            self._on_message(raw)
+        except Exception:
+            logger.exception("call %s: acting on a client message failed", self.session_id, extra=self._log("message"))
+            self.send(Error(type="error", code="internal", message="the server could not act on that message"))
 
     def _on_message(self, raw: str | bytes) -> None:
         try:

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from server import slow_clients
-from server.app import MODELS, create_app
+from server.app import CALLS, MODELS, create_app
 from server.config import Settings
 from server.serving import HANDLER_ARGS
 from tests.fakes import FakeLLM, fake_providers
@@ -188,5 +188,26 @@ async def test_a_data_channel_message_nested_too_deeply_is_an_error_and_the_call
         assert "nested too deeply" in error["message"]
     sent = time.monotonic()
     call.send({"type": "text", "text": "are you still there?"})
+    _, said = await call.wait_for(is_("transcript", role="assistant"), 10, sent)
+    assert said["text"] == "Still here."
+
+
+async def test_a_message_the_server_fails_on_is_an_error_event_and_the_channel_lives(
+    start_server, call_client, started_apps
+):
+    call, greeted = await chat_call(start_server, call_client, fake_providers(llm=FakeLLM("Still here.")))
+    server_call = started_apps[-1][CALLS][call.session_id]
+    answer_text = server_call.turn_taker.answer_text
+
+    def broken(text: str) -> None:
+        raise RuntimeError("a bug in acting on typed text")
+
+    server_call.turn_taker.answer_text = broken
+    call.send({"type": "text", "text": "hello?"})
+    _, error = await call.wait_for(is_("error", code="internal"), 5, greeted)
+    assert "could not act" in error["message"]
+    server_call.turn_taker.answer_text = answer_text
+    sent = time.monotonic()
+    call.send({"type": "text", "text": "and now?"})
     _, said = await call.wait_for(is_("transcript", role="assistant"), 10, sent)
     assert said["text"] == "Still here."
