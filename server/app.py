@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from server import admission, ice, signalling, tokens
+from server import admission, ice, safe_json, sdp_guard, signalling, tokens
 from server.audio.vad import SileroModel
 from server.config import Settings
 from server.drain import DRAIN, Drain
@@ -48,6 +47,7 @@ RATE_LIMITER = web.AppKey("rate_limiter", admission.OfferRateLimiter)
 ICE_SERVERS = web.AppKey("ice_servers", list)
 CALL_TOKENS = web.AppKey("call_tokens", tokens.CallTokens)
 ADDRESS_CALLS = web.AppKey("address_calls", admission.AddressCalls)
+ICE_ALLOW = web.AppKey("ice_allow", frozenset)  # kinds of remote candidates the server may check
 
 
 def _default_providers(settings: Settings) -> Providers:
@@ -66,6 +66,7 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app[ICE_SERVERS] = ice.parse_servers(settings.ice_servers)  # validated once, used by every call
     app[CALL_TOKENS] = tokens.CallTokens(tokens.parse_keys(settings.signing_keys), settings.call_token_ttl_s)
     app[ADDRESS_CALLS] = admission.AddressCalls(settings.calls_per_address)
+    app[ICE_ALLOW] = sdp_guard.parse_allowed(settings.ice_allow_candidates, settings.ice_loopback)
     app[DRAIN] = Drain()
     if settings.ice_loopback:
         ice.use_loopback_only()
@@ -202,13 +203,15 @@ async def mint_token(request: web.Request) -> web.Response:
     if not admission.api_key_ok(request, settings.api_keys, settings.token):
         return signalling.json_error(401, "an API key is required (Authorization: Bearer <PARLEY_API_KEYS key>)")
     try:
-        raw = await request.content.read(tokens.MAX_REQUEST_BYTES + 1)
-        if len(raw) > tokens.MAX_REQUEST_BYTES:
-            raise tokens.TokenError("the request is too large", 413)
-        body = json.loads(raw) if raw.strip() else {}
+        async with asyncio.timeout(settings.http_timeout_s):
+            too_large = tokens.TokenError("the request is too large", 413)
+            raw = await signalling.read_body(request, tokens.MAX_REQUEST_BYTES, too_large)
+        body = safe_json.loads(raw) if raw.strip() else {}
         token, expires_at = app[CALL_TOKENS].mint(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return signalling.json_error(400, "the body is not valid JSON")
+    except TimeoutError:
+        return signalling.json_error(408, f"the request did not arrive within {settings.http_timeout_s:g} s")
+    except safe_json.BadJson as exc:
+        return signalling.json_error(400, f"the body is {exc}")
     except tokens.TokenError as exc:
         return signalling.json_error(exc.status, str(exc))
     return web.json_response({"token": token, "expires_at": expires_at})
@@ -276,7 +279,7 @@ async def _place(
         return signalling.json_error(503, "the server is at capacity; try again shortly")
     defaults = (grant.default_mode(), grant.default_language()) if grant else (None, None)
     try:
-        sdp, mode, language = await signalling.read_offer(request, *defaults)
+        sdp, mode, language = await signalling.read_offer(request, *defaults, timeout_s=settings.http_timeout_s)
     except signalling.OfferError as exc:
         return signalling.json_error(exc.status, str(exc))
     models = app[MODELS]
@@ -297,7 +300,7 @@ async def _place(
     call = Call(session_id, pc, settings, models.providers, models.vad, app[METRICS], mode, language, grant)
     call.attach()
     try:
-        answer = await signalling.answer(pc, sdp, call.track, app[SETTINGS].ice_loopback)
+        answer = await signalling.answer(pc, sdp, call.track, settings.ice_loopback, app[ICE_ALLOW])
     except signalling.OfferError as exc:
         await call.close()
         return signalling.json_error(400, str(exc))

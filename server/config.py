@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 from dotenv import load_dotenv
 
@@ -34,6 +34,13 @@ class Settings:
     stt_base_url: str = ""
     llm_base_url: str = ""
     tts_base_url: str = ""
+    # API key per stage, sent only to that stage's endpoint. OPENAI_API_KEY goes only to OpenAI's own endpoint
+    # (or wherever the OpenAI SDK's own OPENAI_BASE_URL points, the stage's base URL being unset), unless
+    # share_openai_key says it may go to every stage's endpoint. Kept out of repr(): settings may be logged.
+    stt_api_key: str = field(default="", repr=False)
+    llm_api_key: str = field(default="", repr=False)
+    tts_api_key: str = field(default="", repr=False)
+    share_openai_key: bool = False
     stt_timeout_s: float = 15.0
     llm_timeout_s: float = 20.0
     tts_timeout_s: float = 15.0
@@ -66,6 +73,13 @@ class Settings:
     ice_loopback: bool = False
     # STUN/TURN servers for the server's peer connections and the call page, as a JSON list (see server/ice.py).
     ice_servers: str = ""
+    # Remote ICE candidates the server may send checks to besides ordinary addresses (server/candidates.py): a
+    # comma-separated list of loopback, link-local, multicast, mdns; "auto": loopback when ice_loopback is on.
+    ice_allow_candidates: str = "auto"
+    # A call whose connection (ICE and DTLS) is not up this long after its offer was answered is hung up.
+    connect_timeout_s: float = 5.0
+    # A request whose headers, or an offer whose body, take longer than this to arrive is cut off (slow clients).
+    http_timeout_s: float = 10.0
     # Admission: concurrent calls (0: 2 when any stage runs embedded models on this machine, else 5, which
     # one event loop paces cleanly: python -m bench.capacity), offers
     # per minute from one client address, an optional bearer token for /offer.
@@ -152,6 +166,11 @@ class Settings:
             raise ValueError("PARLEY_VAD_THRESHOLD must be between 0.15 and 1")
         if self.messages_per_second <= 0 or self.message_burst < 1:
             raise ValueError("PARLEY_MESSAGES_PER_SECOND must be above 0 and PARLEY_MESSAGE_BURST at least 1")
+        from server.sdp_guard import parse_allowed
+
+        parse_allowed(self.ice_allow_candidates, self.ice_loopback)  # raises ValueError naming the variable
+        if self.connect_timeout_s <= 0 or self.http_timeout_s <= 0:
+            raise ValueError("PARLEY_CONNECT_TIMEOUT_S and PARLEY_HTTP_TIMEOUT_S must be above 0")
         if not 1 <= self.vad_start_windows <= self.barge_in_windows <= 30:
             raise ValueError("need 1 <= PARLEY_VAD_START_WINDOWS <= PARLEY_BARGE_IN_WINDOWS <= 30")
 

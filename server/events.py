@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from aiortc import RTCDataChannel
 
+from server import safe_json
 from server.dialogue.modes import LANGUAGES, PERSONAS
 from server.protocol import CLIENT_MESSAGES, ModeMessage, ServerEvent, TextMessage
 
@@ -66,9 +67,9 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
         except UnicodeDecodeError as exc:
             raise BadMessage("bad_message", "message is not valid UTF-8") from exc
     try:
-        data: Any = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise BadMessage("bad_message", "message is not JSON") from exc
+        data: Any = safe_json.loads(raw)
+    except safe_json.BadJson as exc:
+        raise BadMessage("bad_message", f"message is {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise BadMessage("bad_message", 'message must be a JSON object with a string "type"')
     kind = data["type"]

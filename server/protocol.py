@@ -10,7 +10,7 @@ from typing import Any, Literal, NotRequired, TypedDict, get_args, get_type_hint
 
 State = Literal["listening", "thinking", "speaking"]
 ErrorCode = Literal["bad_message", "too_large", "rate_limited", "provider_failed", "internal", "not_allowed"]
-EndReason = Literal["idle", "max_duration", "peer_gone", "shutdown", "requested"]
+EndReason = Literal["idle", "max_duration", "peer_gone", "shutdown", "requested", "media_failed"]
 
 
 # -- server to client -----------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from server.app import CALLS, MODELS
+from server import slow_clients
+from server.app import CALLS, MODELS, SETTINGS
 from server.drain import DRAIN, drain
 from server.heap import freeze_when_loaded
 
@@ -20,14 +21,20 @@ logger = logging.getLogger(__name__)
 HTTP_SHUTDOWN_S = 2.0  # aiohttp's wait for requests in flight once the listener is closed
 # Request bodies are read as sent: an offer is small JSON, and aiohttp's decompression of a body that does not
 # decode fails inside the HTTP parser, where it closes the connection without an answer (found by fuzzing).
-HANDLER_ARGS: dict[str, Any] = {"auto_decompress": False}
+# After an answer given before a body was read whole (413, 408 to a client that trickles it), aiohttp reads and
+# drops what still comes for ``lingering_time`` (10 s by default) so that the client sees the answer: 2 s is
+# plenty for that, and holds a slow client's connection 8 s less.
+# A kept-alive connection is closed when it has been idle, or has sent only part of its next request's headers,
+# for ``keepalive_timeout`` after an answer: aiohttp's default is an hour; the header deadline of
+# server/slow_clients.py covers a connection's first request only.
+HANDLER_ARGS: dict[str, Any] = {"auto_decompress": False, "lingering_time": 2.0, "keepalive_timeout": 15.0}
 
 
 async def serve(app: web.Application, host: str, port: int, linger_s: float) -> None:
     """Runs ``app`` until SIGTERM or SIGINT, then drains and stops. A second signal cuts the linger short."""
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_S, **HANDLER_ARGS)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    listener = await slow_clients.listen(runner, host, port, app[SETTINGS].http_timeout_s)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     freezing = loop.create_task(freeze_when_loaded(app[MODELS].loaded))
@@ -50,4 +57,5 @@ async def serve(app: web.Application, host: str, port: int, linger_s: float) -> 
         freezing.cancel()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        await runner.cleanup()  # stops listening, closes what is left (on_shutdown), runs the cleanup contexts
+        listener.close()  # stops listening
+        await runner.cleanup()  # closes what is left (on_shutdown), runs the cleanup contexts

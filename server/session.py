@@ -89,6 +89,7 @@ class Call:
     def attach(self) -> None:
         pc = self.pc
         self.spawn(self._watch_limits())
+        self.spawn(self._watch_connecting())
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
@@ -99,7 +100,7 @@ class Call:
         def on_datachannel(channel: RTCDataChannel) -> None:
             if channel.label != "events":
                 return
-            channel.on("message", self._on_message)
+            channel.on("message", self._receive)
             self.events.attach(channel, self._send_ready)
 
         @pc.on("connectionstatechange")
@@ -121,8 +122,19 @@ class Call:
     def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
         return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        # A task's failure is logged here, with the call it belongs to, rather than as asyncio's anonymous
+        # "Task exception was never retrieved" whenever the garbage collector gets to it (or never).
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        work = getattr(task.get_coro(), "__qualname__", task.get_name())
+        logger.error(
+            "call %s: %s failed", self.session_id, work, exc_info=task.exception(), extra=self._log("task_failed")
+        )
 
     def clear_output(self) -> None:
         self.track.clear()
@@ -162,6 +174,22 @@ class Call:
                 return self.end("idle")
             await asyncio.sleep(min(1.0, settings.idle_s / 4, settings.max_call_s / 4))
 
+    async def _watch_connecting(self) -> None:
+        """Hangs up a call whose connection (ICE, then DTLS) is not up ``connect_timeout_s`` after the answer:
+        candidates that cannot be reached, or a client that never used the answer, would hold a call slot until
+        the peer timeout (and without any inbound track, for ever)."""
+        timeout_s = self.settings.connect_timeout_s
+        await asyncio.sleep(timeout_s)
+        if self.pc.connectionState == "connected" or self.closed.is_set():
+            return
+        logger.info(
+            "call %s: not connected after %.1f s (%s), hanging up", self.session_id, timeout_s,
+            self.pc.connectionState, extra=self._log("connect_timeout"),
+        )  # fmt: skip
+        # Not one of the call's own tasks: close() cancels those, this one included.
+        self._closing = asyncio.get_running_loop().create_task(self.close())
+        self._closing.add_done_callback(self._task_done)  # a failure to close is logged with the call id too
+
     def end(self, reason: EndReason) -> None:
         """Ends the call from inside it: the client is told why, then the connection is closed."""
         if self._closing is not None or self.closed.is_set():
@@ -176,6 +204,7 @@ class Call:
 
         # Not one of the call's own tasks: close() cancels those.
         self._closing = asyncio.get_running_loop().create_task(close_soon())
+        self._closing.add_done_callback(self._task_done)  # a failure to close is logged with the call id too
 
     async def close(self) -> None:
         if self.closed.is_set():
@@ -193,7 +222,10 @@ class Call:
         self.turn_taker.close()
         self._inbound.close()
         self.track.stop()
-        await self.pc.close()
+        try:
+            await self.pc.close()
+        except Exception:  # aiortc half set up (an offer it could not answer): what it holds is let go anyway
+            logger.exception("call %s: closing the peer connection failed", self.session_id, extra=self._log("closed"))
         self.pc.remove_all_listeners()
         self.events.detach()
         logger.info("call %s closed after %d turns", self.session_id, self.responder.turns, extra=self._log("closed"))
@@ -211,7 +243,13 @@ class Call:
                 self.end("peer_gone")
                 return
             self.metrics.inbound_frames.inc()
-            for window in self._inbound.push(frame):
+            try:
+                windows = self._inbound.push(frame)
+            except Exception:  # a frame we cannot resample: end the call in words rather than stop hearing
+                logger.exception("call %s: inbound audio failed", self.session_id, extra=self._log("media_failed"))
+                self.end("media_failed")
+                return
+            for window in windows:
                 self.turn_taker.hear(window)
 
     # -- client messages ------------------------------------------------------------------------------------
@@ -226,6 +264,15 @@ class Call:
             self.send(scorecard)
         elif asked:
             self.send(Error(type="error", code="bad_message", message="there is no interview in this call to score"))
+
+    def _receive(self, raw: str | bytes) -> None:
+        """aiortc calls this inside its data-channel receive path: an exception raised here would end there, and
+        could take the channel with it. A message the server fails on is an ``error`` event; the call goes on."""
+        try:
+            self._on_message(raw)
+        except Exception:
+            logger.exception("call %s: acting on a client message failed", self.session_id, extra=self._log("message"))
+            self.send(Error(type="error", code="internal", message="the server could not act on that message"))
 
     def _on_message(self, raw: str | bytes) -> None:
         if not self._message_rate.allow():  # before parsing: a flood costs as little as it can

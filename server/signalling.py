@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import re
 import secrets
@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
+from server import safe_json, sdp_guard
 from server.audio.inbound import shorten_jitter_buffer
 from server.dialogue.modes import DEFAULT_MODE, PERSONAS
 from server.languages import DEFAULT_LANGUAGE, LANGUAGES
@@ -19,6 +20,7 @@ from server.languages import DEFAULT_LANGUAGE, LANGUAGES
 logger = logging.getLogger(__name__)
 
 MAX_OFFER_BYTES = 64 * 1024
+BODY_TIMEOUT_S = 10.0  # PARLEY_HTTP_TIMEOUT_S: the whole body must arrive within this
 _LOOPBACK = ("127.", "::1")
 
 
@@ -52,6 +54,10 @@ def parse_offer(
     language = body.get("language", default_language or DEFAULT_LANGUAGE)
     if not isinstance(language, str) or language not in LANGUAGES:
         raise OfferError(f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}")
+    try:
+        sdp_guard.check_sections(sdp)  # before anything else reads the sections: no video is ever set up
+    except sdp_guard.UnusableOffer as exc:
+        raise OfferError(str(exc)) from exc
     if not has_two_way_audio(sdp):
         raise OfferError("the offer has no audio m-line that both sends and receives")
     missing = [field for field in ("a=ice-ufrag:", "a=ice-pwd:", "a=fingerprint:") if field not in sdp]
@@ -83,7 +89,10 @@ def loopback_only(sdp: str) -> str:
 
 
 async def read_offer(
-    request: web.Request, default_mode: str | None = None, default_language: str | None = None
+    request: web.Request,
+    default_mode: str | None = None,
+    default_language: str | None = None,
+    timeout_s: float = BODY_TIMEOUT_S,
 ) -> tuple[str, str, str]:
     too_large = OfferError(f"the offer is too large: at most {MAX_OFFER_BYTES} bytes", status=413)
     if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
@@ -92,29 +101,56 @@ async def read_offer(
     if encoding not in ("", "identity"):  # bodies are never decompressed (server/drain.py): no bombs, no zlib errors
         raise OfferError(f"compressed offers are not accepted (Content-Encoding: {encoding[:40]})", status=415)
     try:
-        raw = await request.content.read(MAX_OFFER_BYTES + 1)  # decoded: a compressed body is capped unpacked
+        async with asyncio.timeout(timeout_s):  # a client that trickles its body holds no handler for long
+            raw = await read_body(request, MAX_OFFER_BYTES, too_large)
+    except TimeoutError as exc:
+        raise OfferError(f"the offer did not arrive within {timeout_s:g} s", status=408) from exc
     except RequestPayloadError as exc:  # e.g. "Content-Encoding: gzip" on a body that is not (found by fuzzing)
         raise OfferError(f"the body could not be read: {exc.args[0] if exc.args else 'bad payload'}") from exc
-    if len(raw) > MAX_OFFER_BYTES:
-        raise too_large
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise OfferError("the body is not valid JSON") from exc
+        body = safe_json.loads(raw)
+    except safe_json.BadJson as exc:
+        raise OfferError(f"the body is {exc}") from exc
     return parse_offer(body, default_mode, default_language)
 
 
-async def answer(pc: RTCPeerConnection, sdp: str, track: MediaStreamTrack, loopback: bool) -> RTCSessionDescription:
-    """Answers ``sdp`` with ``track`` sent on the offer's audio m-line."""
+async def read_body(request: web.Request, limit: int, too_large: Exception) -> bytes:
+    """The whole body, however it was split (TCP segments, chunked transfer), up to the cap: ``read(n)`` alone
+    returns what has arrived so far, which cut offers sent in several writes short."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+    return b"".join(chunks)
+
+
+async def answer(
+    pc: RTCPeerConnection,
+    sdp: str,
+    track: MediaStreamTrack,
+    loopback: bool,
+    allowed: frozenset[str] = frozenset(),
+) -> RTCSessionDescription:
+    """Answers ``sdp`` with ``track`` sent on the offer's audio m-line. Candidates the server must not check
+    (server/sdp_guard.py; ``allowed``: the kinds the operator allows) are dropped first."""
     if loopback:
         sdp = loopback_only(sdp)
+    sdp, dropped = sdp_guard.filter_candidates(sdp, allowed)
+    if dropped:
+        logger.info("offer: %d ICE candidates ignored (loopback, link-local, multicast, names or malformed)", dropped)
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
     except Exception as exc:  # aiortc raises ValueError and others on SDP it cannot use
         raise OfferError(f"the SDP offer cannot be used: {exc}") from exc
     pc.addTrack(track)  # takes the audio transceiver the offer created
     shorten_jitter_buffer(pc)
-    await pc.setLocalDescription(await pc.createAnswer())
+    try:
+        await pc.setLocalDescription(await pc.createAnswer())
+    except Exception as exc:  # an offer aiortc took but cannot answer, e.g. bundled sections without a=mid (fuzzing)
+        raise OfferError(f"the SDP offer cannot be answered: {type(exc).__name__}") from exc
     return pc.localDescription
 
 

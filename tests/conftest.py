@@ -30,12 +30,12 @@ from tests.fakes import fake_providers
 # and runs no subprocess. It is marked here by what a test uses, so a new unit test joins it by itself.
 SLOW_FIXTURES = {
     "start_server", "call_client", "started_apps", "aiohttp_client", "tts_speech", "piper", "real_providers",
-    "silero", "fake",  # fake: test_openai's OpenAI-compatible server
+    "silero", "fake", "fake_servers",  # fake, fake_servers: OpenAI-compatible servers (test_openai, test_keys)
 }  # fmt: skip
 SLOW_MARKERS = ("real_models", "browser", "shared_audio")
-SLOW_MODULES = {  # servers in subprocesses, espeak-ng, a browser, hypothesis over HTTP
+SLOW_MODULES = {  # servers in subprocesses, espeak-ng, a browser, hypothesis over HTTP, raw-socket servers
     "test_drain", "test_soak", "test_turn_relay", "test_llama_server", "test_voices", "test_http_fuzz",
-    "test_real_models", "test_languages_real", "test_browser",
+    "test_real_models", "test_languages_real", "test_browser", "test_http_limits",
 }  # fmt: skip
 
 

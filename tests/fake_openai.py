@@ -26,14 +26,17 @@ class Faults:
 @dataclass
 class Seen:
     requests: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)  # the Authorization header of every request, as sent
     transcriptions: list[dict] = field(default_factory=list)
     speech: list[dict] = field(default_factory=list)
     chats: list[dict] = field(default_factory=list)
 
 
 class FakeOpenAI:
-    def __init__(self, transcript: str = "hello from the fake", reply: str = "Hello there. How are you today?"):
-        self.transcript, self.reply = transcript, reply
+    def __init__(
+        self, transcript: str = "hello from the fake", reply: str = "Hello there. How are you today?", key: str = KEY
+    ):
+        self.transcript, self.reply, self.key = transcript, reply, key
         self.faults, self.seen = Faults(), Seen()
         self._server: TestServer | None = None
 
@@ -59,7 +62,8 @@ class FakeOpenAI:
     @web.middleware
     async def _gate(self, request: web.Request, handler) -> web.StreamResponse:
         self.seen.requests.append(request.path)
-        if request.headers.get("Authorization") != f"Bearer {KEY}":
+        self.seen.keys.append(request.headers.get("Authorization", ""))
+        if request.headers.get("Authorization") != f"Bearer {self.key}":
             return web.json_response({"error": {"message": "Incorrect API key", "type": "invalid_request_error"}},
                                      status=401)  # fmt: skip
         if self.faults.statuses:

@@ -57,12 +57,14 @@ async def chat_call(start_server, call_client, providers, echo_gain: float = 0.0
     return call, await call.wait_listening()
 
 
-async def client_offer(video_only: bool = False, send_audio: bool = True) -> str:
+async def client_offer(video_only: bool = False, send_audio: bool = True, channel: bool = False) -> str:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     if video_only:
         pc.addTransceiver("video")
     else:
         pc.addTransceiver("audio", direction="sendrecv" if send_audio else "recvonly")
+    if channel:
+        pc.createDataChannel("events")
     await pc.setLocalDescription(await pc.createOffer())
     sdp = pc.localDescription.sdp
     await pc.close()

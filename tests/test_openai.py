@@ -99,8 +99,10 @@ async def test_a_cut_off_speech_stream_is_an_error_and_not_retried(fake):
     assert got > 0 and fake.seen.requests.count("/v1/audio/speech") == 1  # audio had started: no retry
 
 
-def remote_settings(fake: FakeOpenAI, **overrides) -> Settings:
-    values = {f"{stage}_base_url": fake.base_url for stage in ("stt", "llm", "tts")}
+def remote_settings(fake: FakeOpenAI, key: str = KEY, **overrides) -> Settings:
+    """Every stage on ``fake``, each with ``key`` as its own (OPENAI_API_KEY does not go to a third party's URL)."""
+    values: dict[str, object] = {f"{stage}_base_url": fake.base_url for stage in ("stt", "llm", "tts")}
+    values.update({f"{stage}_api_key": key for stage in ("stt", "llm", "tts")})
     values.update(stt="openai", llm="openai", tts="openai", ice_loopback=True, hangover_ms=500)
     values.update(overrides)
     return Settings(**values)
@@ -119,8 +121,8 @@ async def health(app_settings: Settings) -> tuple[str | None, TestServer]:
     [("sk-wrong", {}, "refused the API key"), (KEY, {"llm_model": "gpt-9"}, "no model 'gpt-9'")],
 )
 async def test_start_up_check_names_a_wrong_key_or_model(fake, monkeypatch, key, overrides, words):
-    monkeypatch.setenv("OPENAI_API_KEY", key)
-    error, server = await health(remote_settings(fake, **overrides))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    error, server = await health(remote_settings(fake, key, **overrides))
     try:
         assert error is not None and words in error and key not in error
         health_answer = await get(server, "/healthz")
@@ -130,7 +132,7 @@ async def test_start_up_check_names_a_wrong_key_or_model(fake, monkeypatch, key,
 
 
 async def test_a_call_on_remote_providers_and_the_key_stays_secret(fake, monkeypatch, caplog):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     caplog.set_level(logging.DEBUG)
     error, server = await health(remote_settings(fake))
     assert error is None
@@ -161,7 +163,7 @@ async def get(server: TestServer, path: str) -> aiohttp.ClientResponse:
 
 
 async def test_a_failing_remote_model_is_reported_with_a_spoken_apology(fake, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     error, server = await health(remote_settings(fake, max_retries=0))
     assert error is None
     call = CallClient(str(server.make_url("")).rstrip("/"), mode="chat")

@@ -19,10 +19,17 @@ class InboundAudio:
     """Resamples with libswresample (``av.AudioResampler``) and cuts exact VAD windows.
 
     ``push`` returns the complete windows the frame finished; the remainder waits for the next frame.
+
+    The frames' shape can change mid-call: a peer that negotiated Opus, PCMU and G722 may switch codec at any
+    packet, and aiortc then decodes the new payload type with a new decoder (48 kHz stereo becomes 8 kHz or
+    16 kHz mono). libswresample's filter graph is built for the first frame's shape and refuses any other
+    ("Frame does not match AudioResampler setup"), so a new one is built for the new shape, after the old one
+    has given up what it held.
     """
 
     def __init__(self) -> None:
         self._resampler: AudioResampler | None = AudioResampler(format="flt", layout="mono", rate=VAD_RATE)
+        self._shape: tuple[str, str, int] | None = None  # (format, layout, rate) the resampler was built for
         self._pending = np.zeros(0, dtype=np.float32)
 
     def close(self) -> None:
@@ -33,7 +40,14 @@ class InboundAudio:
     def push(self, frame: AudioFrame) -> list[np.ndarray]:
         if self._resampler is None:
             return []
-        chunks = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
+        shape = (frame.format.name, frame.layout.name, frame.sample_rate)
+        flushed: list[AudioFrame] = []
+        if self._shape is not None and shape != self._shape:
+            logger.info("inbound audio changed from %s to %s: resampling it afresh", self._shape, shape)
+            flushed = self._resampler.resample(None)
+            self._resampler = AudioResampler(format="flt", layout="mono", rate=VAD_RATE)
+        self._shape = shape
+        chunks = [f.to_ndarray().reshape(-1) for f in [*flushed, *self._resampler.resample(frame)]]
         if chunks:
             self._pending = np.concatenate([self._pending, *chunks])
         count = len(self._pending) // WINDOW

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import wave
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
@@ -39,8 +38,10 @@ class Endpoint:
     max_retries: int = 2
 
     def client(self) -> AsyncOpenAI:
-        # A compatible server often wants no key; the SDK insists on one, so a placeholder stands in.
-        key = self.api_key or os.environ.get("OPENAI_API_KEY") or ("unused" if self.base_url else None)
+        # Only this endpoint's own key is sent (server/providers/registry.py chooses it): never OPENAI_API_KEY from
+        # the environment on the SDK's initiative. A compatible server often wants no key; the SDK insists on one,
+        # so a placeholder stands in. With no base URL (OpenAI's own) and no key, the SDK says a key is needed.
+        key = self.api_key or ("unused" if self.base_url else None)
         return AsyncOpenAI(api_key=key, base_url=self.base_url, timeout=self.timeout_s, max_retries=self.max_retries)
 
 
