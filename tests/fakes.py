@@ -28,6 +28,22 @@ class FakeSTT:
         return self.texts.pop(0) if len(self.texts) > 1 else self.texts[0]
 
 
+class StatelessLLM:
+    """The hooks of a chat model that keeps nothing between requests (no prompt cache to warm, fill or drop):
+    the base of test models that only script ``stream``."""
+
+    reads_ahead = False
+
+    async def warm(self, messages: Sequence[ChatMessage]) -> None:
+        return None
+
+    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+        return None
+
+    def forget(self, messages: Sequence[ChatMessage]) -> None:
+        return None
+
+
 class FakeLLM:
     """Streams the scripted replies word by word; records every message list it was given."""
 

@@ -14,7 +14,7 @@ from server.config import Settings
 from server.dialogue.conversation import MESSAGE_OVERHEAD, Conversation, estimate_tokens
 from server.dialogue.modes import PERSONAS
 from server.providers.base import ChatMessage, ProviderError, Providers
-from tests.fakes import FakeSTT, FakeTTS
+from tests.fakes import FakeSTT, FakeTTS, StatelessLLM
 from tests.scripted import ScriptedCall
 
 ZH = "我最近在学习中文，每天都会读一些新闻和小说。有时候我觉得语法很难，但是老师说只要坚持练习，就一定会进步。"
@@ -66,10 +66,8 @@ def test_a_message_over_the_whole_budget_keeps_its_beginning():
     assert LONG_ZH.startswith(prompt[-1]["content"]) and len(prompt[-1]["content"]) > 300
 
 
-class ContextLLM:
+class ContextLLM(StatelessLLM):
     """Fails as a model with a ``context`` of tokens does when the prompt and the reply's cap do not fit it."""
-
-    reads_ahead = False
 
     def __init__(self, context: int, count: Callable[[str], int] = estimate_tokens) -> None:
         self.context = context
@@ -87,15 +85,6 @@ class ContextLLM:
         if tokens + max_tokens > self.context:
             raise ProviderError("the language model failed")  # llama.cpp: "Requested tokens exceed context window"
         yield "好的。"
-
-    async def warm(self, messages: Sequence[ChatMessage]) -> None:
-        return None
-
-    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
-        return None
-
-    def forget(self, messages: Sequence[ChatMessage]) -> None:
-        return None
 
 
 async def typed_turns(llm: ContextLLM, texts: Sequence[str], settings: Settings) -> list[dict]:

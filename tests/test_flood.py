@@ -19,7 +19,7 @@ from server.providers.base import ChatMessage, Providers
 from server.providers.local.threads import stream_from_thread
 from server.providers.openai_compat import Endpoint, OpenAIChat, OpenAISTT, OpenAITTS
 from tests.fake_openai import KEY, FakeOpenAI
-from tests.fakes import FakeSTT, FakeTTS
+from tests.fakes import FakeSTT, FakeTTS, StatelessLLM
 from tests.helpers import is_, until
 from tests.scripted import ScriptedCall
 
@@ -111,11 +111,9 @@ async def test_a_flooding_call_is_rate_limited_goes_on_and_does_not_starve_anoth
 
 
 # -- superseded replies and the shared model threads -----------------------------------------------------------
-class ThreadedLLM:
+class ThreadedLLM(StatelessLLM):
     """A chat model on one shared worker thread, as the embedded one runs: it counts the prompts it really
     starts on (not the ones it was handed), and takes ``seconds_per_token`` of the thread's time per token."""
-
-    reads_ahead = False
 
     def __init__(self, executor: ThreadPoolExecutor, reply: str = "Fine. Let us go on.", seconds_per_token=0.01):
         self._executor = executor
@@ -140,15 +138,6 @@ class ThreadedLLM:
         self.handed.append(messages[-1]["content"])
         async for delta in stream_from_thread(self._executor, lambda stop: self._generate(messages, stop)):
             yield delta
-
-    async def warm(self, messages: Sequence[ChatMessage]) -> None:
-        return None
-
-    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
-        return None
-
-    def forget(self, messages: Sequence[ChatMessage]) -> None:
-        return None
 
 
 @pytest.fixture
@@ -267,20 +256,9 @@ async def test_replies_cut_in_quick_succession_never_run_side_by_side():
     await scripted.close()
 
 
-class FakeLLMForFlood:
-    reads_ahead = False
-
+class FakeLLMForFlood(StatelessLLM):
     async def stream(self, messages, *, temperature, max_tokens):  # type: ignore[no-untyped-def]
         yield f"You said {messages[-1]['content'].removeprefix('[INTERRUPTED] ')}."
-
-    async def warm(self, messages) -> None:  # type: ignore[no-untyped-def]
-        return None
-
-    async def prefill(self, messages) -> None:  # type: ignore[no-untyped-def]
-        return None
-
-    def forget(self, messages) -> None:  # type: ignore[no-untyped-def]
-        return None
 
 
 # -- the idle timer --------------------------------------------------------------------------------------------
