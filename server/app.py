@@ -320,6 +320,7 @@ async def _place(
         app[ADDRESS_CALLS].give_back(address)
 
     call.on_close.append(forget)
+    call.answered()
     user = f" for user {call.user!r}" if call.user is not None else ""
     logger.info("call %s: %s/%s from %s%s", session_id, mode, language, address, user)
     return call, answer

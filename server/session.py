@@ -89,7 +89,6 @@ class Call:
     def attach(self) -> None:
         pc = self.pc
         self.spawn(self._watch_limits())
-        self.spawn(self._watch_connecting())
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
@@ -173,6 +172,11 @@ class Call:
             if now - self.last_activity >= settings.idle_s:
                 return self.end("idle")
             await asyncio.sleep(min(1.0, settings.idle_s / 4, settings.max_call_s / 4))
+
+    def answered(self) -> None:
+        """The answer is on its way to the client: from now on its connection has ``connect_timeout_s`` to come up.
+        (Not from the offer: gathering the server's own candidates, a TURN allocation included, takes time too.)"""
+        self.spawn(self._watch_connecting())
 
     async def _watch_connecting(self) -> None:
         """Hangs up a call whose connection (ICE, then DTLS) is not up ``connect_timeout_s`` after the answer:
