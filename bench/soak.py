@@ -183,13 +183,16 @@ async def soak(url: str, pid: int, calls: int, concurrency: int, every: int, cli
     tally = Tally()
     samples: list[dict] = []
     names = ("parley_active_calls", "parley_calls_total", "parley_barge_ins_total", "parley_live_calls",
-             "parley_live_replies", "process_resident_memory_bytes", "process_open_fds")  # fmt: skip
+             "parley_live_replies", "process_resident_memory_bytes", "process_open_fds",
+             "parley_malloc_in_use_bytes", "parley_malloc_free_bytes")  # fmt: skip
 
     async def sample(at: int) -> None:
         await asyncio.sleep(1.0)  # the last hang-ups close on the server
         row = {"calls": at, **proc_figures(pid), **(await server_metrics(url, names)), "failed": tally.failed}
         samples.append(row)
         extra = "".join(f", {k.removeprefix('parley_')} {v:.0f}" for k, v in row.items() if k.startswith("parley_l"))
+        extra += "".join(f", {k.removeprefix('parley_')[:-6]} {v / 2**20:.0f} MB" for k, v in row.items()
+                         if k.startswith("parley_malloc"))  # fmt: skip
         print(f"after {at:5d} calls: RSS {row['rss_mb']:7.1f} MB, fds {row['fds']:.0f}, threads "
               f"{row['threads']:.0f}{extra}; replies {tally.replies}, barge-ins {tally.barge_ins}, "
               f"failed {tally.failed}", flush=True)  # fmt: skip

@@ -14,6 +14,7 @@ from server import admission, ice, safe_json, sdp_guard, signalling, tokens
 from server.audio.vad import SileroModel
 from server.config import Settings
 from server.drain import DRAIN, Drain
+from server.heap import AfterCalls
 from server.languages import catalogue
 from server.metrics import Metrics
 from server.protocol import Ended
@@ -48,6 +49,7 @@ ICE_SERVERS = web.AppKey("ice_servers", list)
 CALL_TOKENS = web.AppKey("call_tokens", tokens.CallTokens)
 ADDRESS_CALLS = web.AppKey("address_calls", admission.AddressCalls)
 ICE_ALLOW = web.AppKey("ice_allow", frozenset)  # kinds of remote candidates the server may check
+AFTER_CALLS = web.AppKey("after_calls", AfterCalls)
 
 
 def _default_providers(settings: Settings) -> Providers:
@@ -68,6 +70,7 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app[ADDRESS_CALLS] = admission.AddressCalls(settings.calls_per_address)
     app[ICE_ALLOW] = sdp_guard.parse_allowed(settings.ice_allow_candidates, settings.ice_loopback)
     app[DRAIN] = Drain()
+    app[AFTER_CALLS] = AfterCalls(idle=lambda: not app[CALLS])
     if settings.ice_loopback:
         ice.use_loopback_only()
     factory = providers_factory or _default_providers
@@ -318,6 +321,7 @@ async def _place(
         calls.pop(session_id, None)
         app[METRICS].active_calls.dec()
         app[ADDRESS_CALLS].give_back(address)
+        app[AFTER_CALLS].call_ended()
 
     call.on_close.append(forget)
     call.answered()
@@ -334,6 +338,7 @@ async def close_calls(app: web.Application) -> None:
     if calls:
         await asyncio.sleep(0.2)  # let the events leave
     await asyncio.gather(*(call.close() for call in calls), return_exceptions=True)
+    await app[AFTER_CALLS].close()
 
 
 async def watch_loop(app: web.Application) -> AsyncIterator[None]:

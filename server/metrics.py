@@ -19,6 +19,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from server import native_memory
+
 STAGES = ("stt", "llm_first_token", "llm_first_sentence", "tts_first_audio")
 _LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
@@ -42,6 +44,11 @@ class Metrics:
         )
         Gauge("parley_event_loop_tasks", "Tasks on the event loop", registry=self.registry).set_function(_tasks)
         Gauge("parley_threads", "Threads of the process", registry=self.registry).set_function(threading.active_count)
+        if native_memory.available():  # the C heap (glibc): what is in use, and what is free but still held
+            Gauge("parley_malloc_in_use_bytes", "Bytes malloc has handed out (model runtimes, codecs, Python)",
+                  registry=self.registry).set_function(lambda: _heap(0))  # fmt: skip
+            Gauge("parley_malloc_free_bytes", "Bytes free inside malloc's arenas, not all given back to the system",
+                  registry=self.registry).set_function(lambda: _heap(1))  # fmt: skip
         self.active_calls = Gauge("parley_active_calls", "Calls in progress", registry=self.registry)
         self.calls = Counter("parley_calls", "Calls accepted", registry=self.registry)
         self.loop_stalls = Counter(
@@ -104,3 +111,8 @@ def _tasks() -> int:
         return len(asyncio.all_tasks())
     except RuntimeError:  # rendered from outside the loop
         return 0
+
+
+def _heap(index: int) -> float:
+    figures = native_memory.heap_bytes()
+    return float(figures[index]) if figures else 0.0
