@@ -69,7 +69,8 @@ def _template(name: str) -> Template:
 def haproxy_cfg(cluster: Cluster) -> str:
     binds = [f"    bind {cluster.host}:{cluster.port}"]
     if cluster.tls_cert is not None:
-        binds.append(f"    bind {cluster.host}:{cluster.tls_port} ssl crt {cluster.tls_cert.resolve()} alpn h2,http/1.1")
+        cert = cluster.tls_cert.resolve()
+        binds.append(f"    bind {cluster.host}:{cluster.tls_port} ssl crt {cert} alpn h2,http/1.1")
     servers = [
         f"    server {name} 127.0.0.1:{cluster.worker_port(i)} agent-port {cluster.agent_port(i)}"
         for i, name in enumerate(cluster.names(), start=1)
