@@ -82,7 +82,8 @@ class Settings:
     http_timeout_s: float = 10.0
     # Admission: concurrent calls (0: 2 when any stage runs embedded models on this machine, else 5, which
     # one event loop paces cleanly: python -m bench.capacity), offers
-    # per minute from one client address, an optional bearer token for /offer.
+    # per minute from one client address (0: no limit here, for a balancer that limits them), an optional bearer
+    # token for /offer.
     max_calls: int = 0
     offers_per_minute: int = 20
     token: str = ""
@@ -188,6 +189,8 @@ class Settings:
             raise ValueError("PARLEY_TURN_TTL_S must be between 30 and 86400")
         if self.calls_per_address < 0:
             raise ValueError("PARLEY_CALLS_PER_ADDRESS must be 0 (no limit) or more")
+        if self.offers_per_minute < 0:
+            raise ValueError("PARLEY_OFFERS_PER_MINUTE must be 0 (no limit here) or more")
 
 
 def _convert(kind: object, name: str, raw: str) -> object:
