@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from server import admission, ice, safe_json, sdp_guard, signalling, tokens
+from server import admission, agent, ice, safe_json, sdp_guard, signalling, tokens
 from server.audio.vad import SileroModel
 from server.config import Settings
 from server.drain import DRAIN, Drain
@@ -85,6 +85,8 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
 
     app.cleanup_ctx.append(load_models)
     app.cleanup_ctx.append(watch_loop)
+    if settings.agent_port:
+        app.cleanup_ctx.append(agent.agent_context(settings.host, settings.agent_port, lambda: agent_state(app)))
     app.on_shutdown.append(close_calls)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
@@ -96,6 +98,13 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app.router.add_post("/tokens", mint_token)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     return app
+
+
+def agent_state(app: web.Application) -> str:
+    """The line HAProxy's agent check reads (server/agent.py)."""
+    models, slots = app[MODELS], app[SLOTS]
+    loaded = models.providers is not None and models.vad is not None
+    return agent.agent_line(loaded, bool(models.error), app[DRAIN].active, slots.free, slots.capacity)
 
 
 async def _load(models: Models, settings: Settings, factory: ProvidersFactory, verify: bool) -> None:
