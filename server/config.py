@@ -114,7 +114,7 @@ class Settings:
     cors_origins: str = ""
     # On SIGTERM: seconds the node waits for its calls to end by themselves (new calls get 503, /healthz and the
     # agent say drain) before it ends the rest (``ended``, ``shutdown``); a second signal ends them at once.
-    drain_s: float = 5.0
+    drain_s: float = 300.0
     # HAProxy agent check (server/agent.py): a TCP port on ``host`` that says how many call slots are free
     # (0: off).
     agent_port: int = 0
