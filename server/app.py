@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from server import admission, agent, ice, safe_json, sdp_guard, signalling, tokens
+from server import admission, agent, ice, proxies, safe_json, sdp_guard, signalling, tokens
 from server.audio.vad import SileroModel
 from server.config import Settings
 from server.drain import DRAIN, Drain
@@ -60,7 +60,10 @@ def _default_providers(settings: Settings) -> Providers:
 
 
 def create_app(settings: Settings, providers_factory: ProvidersFactory | None = None) -> web.Application:
-    app = web.Application(middlewares=[json_errors, cors])
+    trusted = proxies.parse_trusted(settings.trusted_proxies)
+    # Through a trusted proxy, the caller's address, scheme and host come from its headers: before CORS reads them.
+    middlewares = [json_errors, *([proxies.forwarded(trusted)] if trusted else []), cors]
+    app = web.Application(middlewares=middlewares)
     app[SETTINGS] = settings
     app[MODELS] = Models()
     app[CALLS] = {}

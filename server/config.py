@@ -112,6 +112,9 @@ class Settings:
     peer_timeout_s: float = 10.0
     # Other origins whose pages may place calls (comma-separated, e.g. https://app.example.com).
     cors_origins: str = ""
+    # Proxies (comma-separated IPs or CIDR networks) whose X-Forwarded-For/-Proto/-Host are believed: requests
+    # from them count against the real caller's address limits and pass the same-origin check as https.
+    trusted_proxies: str = ""
     # On SIGTERM: seconds the node waits for its calls to end by themselves (new calls get 503, /healthz and the
     # agent say drain) before it ends the rest (``ended``, ``shutdown``); a second signal ends them at once.
     drain_s: float = 300.0
@@ -181,8 +184,10 @@ class Settings:
 
     def _validate_access(self) -> None:
         from server.ice import parse_turn_urls
+        from server.proxies import parse_trusted
         from server.tokens import MAX_TTL_S, parse_keys
 
+        parse_trusted(self.trusted_proxies)  # raises ValueError naming the variable
         if parse_keys(self.signing_keys) and not (self.api_keys.strip(" ,") or self.token):
             raise ValueError("PARLEY_SIGNING_KEYS needs PARLEY_API_KEYS (or PARLEY_TOKEN): they authorize POST /tokens")
         if not 1 <= self.call_token_ttl_s <= MAX_TTL_S:
