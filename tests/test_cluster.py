@@ -386,9 +386,26 @@ async def test_the_call_page_over_https_through_haproxy(
         "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
         "--ignore-certificate-errors", f"--use-file-for-fake-audio-capture={mic}%noloop",
     ]  # fmt: skip
+    # The page's events, and the level of the call's audio as the page plays it (the <audio id="remote">).
     probe = """
-    window.__events = [];
-    window.addEventListener("parley-event", (e) => __events.push(e.detail));
+    window.__probe = { events: [], loud: [] };
+    window.addEventListener("parley-event", (e) => __probe.events.push({ t: performance.now(), ...e.detail }));
+    document.addEventListener("DOMContentLoaded", () => {
+      const remote = document.getElementById("remote"), data = new Float32Array(1024);
+      let analyser = null;
+      setInterval(() => {
+        if (!analyser && remote.srcObject) {
+          const ctx = new AudioContext();
+          analyser = ctx.createAnalyser();
+          analyser.fftSize = data.length;
+          ctx.createMediaStreamSource(remote.srcObject).connect(analyser);
+        }
+        if (!analyser) return;
+        analyser.getFloatTimeDomainData(data);
+        const rms = Math.sqrt(data.reduce((sum, v) => sum + v * v, 0) / data.length);
+        if (rms > 0.05) __probe.loud.push(performance.now());
+      }, 20);
+    });
     """
     async with async_playwright() as p:
         browser = await p.chromium.launch_persistent_context(
@@ -403,11 +420,14 @@ async def test_the_call_page_over_https_through_haproxy(
             await page.click("#call")
             # The person was heard and the reply spoken: its transcript is sent once all of it was played.
             await page.wait_for_function(
-                """(reply) => __events.some((e) => e.type === "transcript" && e.role === "user")
-                  && __events.some((e) => e.type === "transcript" && e.text === reply)""",
+                """(reply) => __probe.events.some((e) => e.type === "transcript" && e.role === "user")
+                  && __probe.events.some((e) => e.type === "transcript" && e.text === reply)""",
                 arg=FAKE_REPLY,
                 timeout=30_000,
             )
+            probe = await page.evaluate("__probe")
             await page.get_by_role("button", name="End call").click()
         finally:
             await browser.close()
+    heard = next(e["t"] for e in probe["events"] if e["type"] == "transcript" and e["role"] == "user")
+    assert [t for t in probe["loud"] if t > heard], "the reply was not heard on the page"
