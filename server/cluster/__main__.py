@@ -1,8 +1,10 @@
 """``python -m server.cluster [start] [--workers N]``: Parley workers on one host, under supervisord, behind HAProxy.
 
 ``start`` writes deploy/haproxy.cfg and deploy/supervisord.conf, filled in, into the run directory and runs
-supervisord in the foreground (Ctrl-C drains every worker, then stops). ``restart``: a rolling restart, one
-worker at a time, cutting no call that ends within the drain time. ``status``: each worker as HAProxy sees it."""
+supervisord in the foreground (Ctrl-C drains every worker, then stops). ``render``: only writes (and checks) the
+files, for hosts that run HAProxy and the workers under systemd (deploy/systemd/). ``restart``: a rolling
+restart, one worker at a time, cutting no call that ends within the drain time. ``status``: each worker as
+HAProxy sees it."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ DEFAULT_RUN_DIR = Path(".cluster")
 
 def parse(argv: list[str] | None, environ: dict[str, str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m server.cluster", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", nargs="?", default="start", choices=("start", "restart", "status"))
+    parser.add_argument("command", nargs="?", default="start", choices=("start", "render", "restart", "status"))
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="configuration, sockets and logs")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="default: one per core")
     parser.add_argument("--host", default=environ.get("PARLEY_HOST", "127.0.0.1"), help="HAProxy's public address")
@@ -66,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             offers_per_minute=args.offers_per_minute, drain_s=args.drain_s,
         )  # fmt: skip
         command = start(cluster, environ)
+        if args.command == "render":
+            print(f"{cluster.haproxy_cfg}\n{cluster.supervisord_conf}")
+            return 0
     except (OSError, ValueError, RuntimeError, TimeoutError) as exc:
         print(f"parley cluster: {exc}", file=sys.stderr)
         return 2

@@ -38,9 +38,13 @@ class ServerState:
 
 def haproxy_command(run_dir: Path, command: str, timeout_s: float = 5.0) -> str:
     """One command on HAProxy's runtime API; its whole answer."""
+    path = run_dir / "haproxy.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout_s)
-        sock.connect(str(run_dir / "haproxy.sock"))
+        try:
+            sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise RuntimeError(f"no HAProxy answers at {path}: is a cluster running with --run-dir {run_dir}?") from exc
         sock.sendall(command.encode() + b"\n")
         chunks = []
         while chunk := sock.recv(65536):
