@@ -224,6 +224,16 @@ async def test_offers_fill_every_worker_and_one_more_gets_the_json_503(cluster: 
         await hang_up(calls)
 
 
+async def test_a_burst_of_offers_admits_exactly_the_slots_of_the_cluster(cluster: Running):
+    sdp = await client_offer()  # offers no client will connect: their calls are hung up after the connect deadline
+    answers = await asyncio.gather(
+        *(post_offer(cluster.url, "127.0.0.12", {"sdp": sdp, "type": "offer"}) for _ in range(WORKERS * CAPACITY * 2))
+    )
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [200] * (WORKERS * CAPACITY) + [503] * (WORKERS * CAPACITY)
+    assert all(body == {"error": AT_CAPACITY} for status, body in answers if status == 503)
+
+
 async def test_offers_count_per_real_caller_address(cluster: Running):
     seen: list[tuple[str, str]] = []
     started = time.monotonic()
