@@ -159,11 +159,12 @@ async def tier(replicas: list[Replica], tmp_path: Path) -> AsyncIterator[Balance
 
 @pytest.fixture
 async def parley(tier: Balancer) -> AsyncIterator[str]:
-    """A Parley server with every stage remote, through the tier: the real providers and start-up check."""
+    """A Parley server with every stage remote, through the tier: the real providers and start-up check. The
+    SDK's own retries are off, so a turn that survives a dead replica was saved by HAProxy."""
     settings = Settings(
         stt="openai", llm="openai", tts="openai", ice_loopback=True, hangover_ms=500,
         stt_base_url=tier.url("stt"), llm_base_url=tier.url("llm"), tts_base_url=tier.url("tts"),
-        llm_model=MODEL, llm_context=2048, llm_max_tokens=60, llm_timeout_s=60, listen_ahead="off",
+        llm_model=MODEL, llm_context=2048, llm_max_tokens=60, llm_timeout_s=60, listen_ahead="off", max_retries=0,
     )  # fmt: skip
     app = create_app(settings)
     server = TestServer(app, host="127.0.0.1")
