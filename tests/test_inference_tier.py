@@ -85,7 +85,7 @@ class Balancer:
 
     def __init__(self, tmp: Path, replicas: dict[str, str]) -> None:
         self.socket = tmp / "inference.sock"
-        self.ports = {stage: free_port() for stage in ("llm", "stt", "tts")}
+        self.ports = {stage: free_port() for stage in ("llm", "stt", "tts", "metrics")}
         env = {**os.environ, **replicas, "INFERENCE_STATS_SOCKET": str(self.socket), "INFERENCE_CHECK_KEY": FAKE_KEY,
                **CHECKS}  # fmt: skip
         env.update({f"INFERENCE_{stage.upper()}_BIND": f"127.0.0.1:{port}" for stage, port in self.ports.items()})
@@ -214,7 +214,10 @@ async def test_a_replica_killed_between_turns_costs_no_turn(tier, replicas, call
     t, said = await ask(call, "What is the capital city of Italy? Answer in one short sentence.", time.monotonic())
     assert said["type"] == "transcript" and "rome" in said["text"].lower(), said
     assert errors(call) == []
-    await tier.wait_status("llm", f"llm{idle + 1}", "DOWN", 5)  # what the operator sees
+    await tier.wait_status("llm", f"llm{idle + 1}", "DOWN", 5)  # what the operator sees, on the dashboards too
+    async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{tier.ports['metrics']}/metrics") as got:
+        metrics = await got.text()
+    assert f'haproxy_server_status{{proxy="llm",server="llm{idle + 1}",state="DOWN"}} 1' in metrics
 
 
 async def test_a_replica_killed_mid_reply_costs_that_turn_only(tier, replicas, call):
