@@ -41,12 +41,13 @@ def worker() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def env(container: dict[str, Any]) -> dict[str, str]:
-    """The container's settings: its ConfigMaps' data, then its own env (which wins, as in Kubernetes)."""
+    """The container's settings: its ConfigMaps' data, then its own env (which wins, as in Kubernetes); a value
+    the pod gets from its own fields (``valueFrom``) as the pod on this machine would see it (loopback)."""
     values: dict[str, str] = {}
     for source in container.get("envFrom", []):
         if "configMapRef" in source:
             values |= find("ConfigMap", source["configMapRef"]["name"])["data"]
-    return values | {e["name"]: e["value"] for e in container.get("env", [])}
+    return values | {e["name"]: e.get("value", "127.0.0.1") for e in container.get("env", [])}
 
 
 @pytest.mark.parametrize("path", sorted(K8S.glob("*.yaml")), ids=lambda p: p.name)
@@ -115,9 +116,12 @@ def test_readiness_is_healthz_and_liveness_survives_the_drain():
 
 
 def test_media_reaches_each_worker_on_its_node():
-    deployment, _ = worker()
+    deployment, container = worker()
     pod = deployment["spec"]["template"]["spec"]
     assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    # HTTP on the node's own address, not on every interface of the node
+    (host,) = [e for e in container["env"] if e["name"] == "PARLEY_HOST"]
+    assert host["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
     terms = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert terms[0]["topologyKey"] == "kubernetes.io/hostname"
 
