@@ -215,6 +215,7 @@ async def test_a_replica_killed_between_turns_costs_no_turn(tier, replicas, call
     assert said["type"] == "transcript" and "rome" in said["text"].lower(), said
     assert errors(call) == []
     await tier.wait_status("llm", f"llm{idle + 1}", "DOWN", 5)  # what the operator sees, on the dashboards too
+    assert (await tier.servers("llm"))[f"llm{idle + 1}"]["wredis"] == "1"  # the turn did go to it first
     async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{tier.ports['metrics']}/metrics") as got:
         metrics = await got.text()
     assert f'haproxy_server_status{{proxy="llm",server="llm{idle + 1}",state="DOWN"}} 1' in metrics
