@@ -21,6 +21,7 @@ from server.protocol import Ended
 from server.providers.base import ProviderError, Providers
 from server.providers.local import weights
 from server.session import Call
+from server.spent_tokens import SpentTokens
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app[METRICS] = Metrics()
     app[RATE_LIMITER] = admission.OfferRateLimiter(settings.offers_per_minute)
     app[ICE_SERVERS] = ice.parse_servers(settings.ice_servers)  # validated once, used by every call
-    app[CALL_TOKENS] = tokens.CallTokens(tokens.parse_keys(settings.signing_keys), settings.call_token_ttl_s)
+    shared = SpentTokens(Path(settings.spent_tokens_db)) if settings.spent_tokens_db else None
+    app[CALL_TOKENS] = tokens.CallTokens(tokens.parse_keys(settings.signing_keys), settings.call_token_ttl_s, shared)
     app[ADDRESS_CALLS] = admission.AddressCalls(settings.calls_per_address)
     app[ICE_ALLOW] = sdp_guard.parse_allowed(settings.ice_allow_candidates, settings.ice_loopback)
     app[DRAIN] = Drain()
@@ -310,7 +312,7 @@ async def _place(
     if grant is not None:
         try:
             grant.check(mode, language)
-            app[CALL_TOKENS].spend(grant)  # checks again: another offer may have spent it meanwhile
+            await app[CALL_TOKENS].spend_everywhere(grant)  # again: another offer (or worker) may have spent it
         except tokens.TokenError as exc:
             return signalling.json_error(exc.status, str(exc))
 

@@ -95,6 +95,9 @@ class Settings:
     api_keys: str = ""
     signing_keys: str = ""
     call_token_ttl_s: float = 60.0
+    # An SQLite file the workers of one host share, so a call token spent on one is refused on the others (the
+    # cluster command sets it; "" = each process remembers its own).
+    spent_tokens_db: str = ""
     # TURN credentials that expire (coturn's use-auth-secret): the shared secret, the turn:/turns: URLs
     # (comma-separated), and how long a credential may start an allocation, in seconds.
     turn_secret: str = ""

@@ -21,6 +21,7 @@ import jwt
 
 from server.dialogue.modes import PERSONAS
 from server.languages import LANGUAGES
+from server.spent_tokens import SpentTokens
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +97,10 @@ def _choices(body: dict[str, Any], one: str, many: str, known: Iterable[str]) ->
 class CallTokens:
     """Mints and verifies call tokens, and remembers which were spent."""
 
-    def __init__(self, keys: list[bytes], default_ttl_s: float = 60.0) -> None:
+    def __init__(self, keys: list[bytes], default_ttl_s: float = 60.0, shared: SpentTokens | None = None) -> None:
         self.keys = keys
         self.default_ttl_s = default_ttl_s
+        self.shared = shared  # the host's workers' spent tokens (PARLEY_SPENT_TOKENS_DB), checked after this one's
         self._spent: set[str] = set()
         self._expiries: list[tuple[int, str]] = []  # a heap, to forget spent ids once they expire
 
@@ -169,6 +171,12 @@ class CallTokens:
             raise TokenError("too many call tokens are in use; try again in a minute", 503)
         self._spent.add(grant.jti)
         heapq.heappush(self._expiries, (grant.expires_at, grant.jti))
+
+    async def spend_everywhere(self, grant: Grant) -> None:
+        """``spend`` here (synchronously, first), then in the store the host's workers share, if there is one."""
+        self.spend(grant)
+        if self.shared is not None and not await self.shared.spend(grant.jti, grant.expires_at):
+            raise TokenError("the call token was already used; ask the app for a new one")
 
 
 def _grant(claims: dict[str, Any]) -> Grant:

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import sqlite3
 import time
 
 import jwt
@@ -16,7 +17,8 @@ from hypothesis import strategies as st
 
 from server.app import CALLS, MODELS, create_app
 from server.config import Settings
-from server.tokens import AUDIENCE, CallTokens, TokenError, parse_keys
+from server.spent_tokens import SpentTokens
+from server.tokens import AUDIENCE, CallTokens, Grant, TokenError, parse_keys
 from tests.fakes import fake_providers
 from tests.helpers import client_offer
 from tests.strategies import json_values
@@ -276,3 +278,24 @@ async def test_calls_per_address_are_capped_and_freed_when_one_ends(aiohttp_clie
     assert bad.status == 400  # it took the freed place, and gave it back
     assert (await offer(client)).status == 200
     assert (await offer(client)).status == 429
+
+
+async def test_a_token_spent_on_one_worker_is_refused_on_the_others_of_the_host(tmp_path):
+    # Two workers of one cluster (python -m server.cluster points both at one file): HAProxy may send the second
+    # offer with the same token to the other worker, whose own memory has never seen it.
+    shared = tmp_path / "spent-tokens.sqlite"
+    first, second = (CallTokens(parse_keys(KEY), shared=SpentTokens(shared)) for _ in range(2))
+    token, _ = first.mint({"user": "u-1"})
+    await first.spend_everywhere(first.verify(token))
+    grant = second.verify(token)  # valid, and unknown to this worker
+    with pytest.raises(TokenError, match="already used"):
+        await second.spend_everywhere(grant)
+    another, _ = second.mint({})
+    await second.spend_everywhere(second.verify(another))  # other tokens are still good there
+    # Ids are forgotten once they expire, so the file stays small.
+    stale = Grant(jti="old", expires_at=int(time.time()) - 10)
+    assert await SpentTokens(shared).spend(stale.jti, stale.expires_at)
+    assert await SpentTokens(shared).spend("new", int(time.time()) + 60)
+    with sqlite3.connect(shared) as db:
+        assert {row[0] for row in db.execute("SELECT jti FROM spent")} >= {"new"}
+        assert "old" not in {row[0] for row in db.execute("SELECT jti FROM spent")}

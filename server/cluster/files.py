@@ -125,5 +125,7 @@ def worker_env(cluster: Cluster, environ: dict[str, str]) -> dict[str, str]:
         PARLEY_OFFERS_PER_MINUTE="0",
         PARLEY_TRUSTED_PROXIES=",".join(trusted),
         PARLEY_DRAIN_S=str(cluster.drain_s),
+        # A call token is good for one call on the whole host, whichever worker HAProxy sends its offer to.
+        PARLEY_SPENT_TOKENS_DB=environ.get("PARLEY_SPENT_TOKENS_DB") or str(cluster.run_dir / "spent-tokens.sqlite"),
     )
     return env
