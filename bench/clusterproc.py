@@ -100,8 +100,9 @@ class ClusterProcess:
         self._supervisord: subprocess.Popen[bytes] | None = None
 
     def start(self, idle_timeout_s: float = 120.0) -> Running:
-        self._fake = subprocess.Popen([sys.executable, "-c", FAKE_SERVER], stdout=subprocess.PIPE, text=True,
-                                      cwd=files.ROOT)  # fmt: skip
+        with (self.run_dir / "fake_openai.log").open("wb") as log:  # a caller gone mid-answer logs a traceback
+            self._fake = subprocess.Popen([sys.executable, "-c", FAKE_SERVER], stdout=subprocess.PIPE, text=True,
+                                          stderr=log, cwd=files.ROOT)  # fmt: skip
         assert self._fake.stdout is not None
         base_url = self._fake.stdout.readline().strip()
         cluster = files.Cluster(
