@@ -130,11 +130,15 @@ def verdict(rows: dict[int, list[dict]]) -> str:
     top = [r[-1] for r in rows.values() if r and r[-1]["held"]]
     per_call = sum(r["cores"] / r["held"] for r in top) / max(1, len(top))
     haproxy = max((r["haproxy"] / r["held"] for r in top), default=0.0)
+    one_loop = held_under_30ms(rows[min(rows)]) if rows else 0
+    cpu_bound = 1 / per_call if per_call else 0.0
     return (f"Held with frame gap p99 <= 30 ms on this machine ({os.cpu_count()} cores, shared with the client "
             f"processes): {here}. At the top level a call costs the workers {per_call:.3f} cores and HAProxy "
-            f"{haproxy:.4f} (signalling only: the media bypasses it), so one core per worker predicts about "
-            f"{1 / per_call if per_call else 0:.0f} calls per core, as far as one worker's event loop keeps its "
-            f"p99 under 30 ms at that many.")  # fmt: skip
+            f"{haproxy:.4f} (signalling only: the media bypasses it). Per core on a bigger machine, one worker "
+            f"per core: CPU allows about {cpu_bound:.0f} calls, and one worker's event loop paced {one_loop} "
+            f"cleanly here (a lower bound while the clients share the cores), so plan about "
+            f"{min(cpu_bound, one_loop):.0f}-{cpu_bound:.0f} calls per core and measure with the clients "
+            f"elsewhere.")  # fmt: skip
 
 
 async def offer_and_hang_up(url: str) -> None:
