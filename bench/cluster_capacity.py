@@ -135,10 +135,10 @@ def verdict(rows: dict[int, list[dict]]) -> str:
     return (f"Held with frame gap p99 <= 30 ms on this machine ({os.cpu_count()} cores, shared with the client "
             f"processes): {here}. At the top level a call costs the workers {per_call:.3f} cores and HAProxy "
             f"{haproxy:.4f} (signalling only: the media bypasses it). Per core on a bigger machine, one worker "
-            f"per core: CPU allows about {cpu_bound:.0f} calls, and one worker's event loop paced {one_loop} "
-            f"cleanly here (a lower bound while the clients share the cores), so plan about "
-            f"{min(cpu_bound, one_loop):.0f}-{cpu_bound:.0f} calls per core and measure with the clients "
-            f"elsewhere.")  # fmt: skip
+            f"per core: CPU allows about {cpu_bound:.0f} calls; one worker's event loop paced "
+            f"{f'{one_loop} calls cleanly here' if one_loop else 'none of these levels cleanly here'} (a lower "
+            f"bound while the clients share the cores): measure with the clients elsewhere before planning more "
+            f"than that per core.")  # fmt: skip
 
 
 async def offer_and_hang_up(url: str) -> None:
