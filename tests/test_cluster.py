@@ -12,15 +12,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
-import json
 import os
-import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +23,10 @@ import aiohttp
 import numpy as np
 import pytest
 
-from bench.serverproc import free_port
+from bench.clusterproc import ClusterProcess, Running, down_and_back, slow_frames, wait_all_idle
 from client.call import CallClient, write_wav
-from server.cluster import files, runtime
-from server.cluster.__main__ import start
+from server.cluster import runtime
 from server.ice import use_loopback_only
-from tests.fake_openai import KEY
 from tests.helpers import client_offer
 
 pytestmark = pytest.mark.skipif(
@@ -45,44 +38,6 @@ WORKERS, CAPACITY, DRAIN_S, OFFERS_PER_MINUTE = 3, 2, 30.0, 20
 AT_CAPACITY = "the server is at capacity; try again shortly"
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 FAKE_REPLY = "Hello there. How are you today?"  # tests/fake_openai.py's chat answer
-# Runs tests/fake_openai.py in its own process: the workers' three stages, answering at once.
-FAKE_SERVER = """
-import asyncio, sys
-from tests.fake_openai import FakeOpenAI
-async def main():
-    fake = await FakeOpenAI().start()
-    print(fake.base_url, flush=True)
-    await asyncio.Event().wait()
-asyncio.run(main())
-"""
-
-
-@dataclass
-class Running:
-    cluster: files.Cluster
-    url: str
-    https_url: str
-
-    @property
-    def run_dir(self) -> Path:
-        return self.cluster.run_dir
-
-    def worker_url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.cluster.worker_port(int(name[1:]))}"
-
-    async def placed_on(self, session_id: str | None) -> tuple[str, str]:
-        """The worker that answered a call, and the caller's address it saw (from the worker's log, which
-        supervisord writes a moment later)."""
-        for _ in range(50):
-            for name in self.cluster.names():
-                for log in sorted(self.run_dir.glob(f"{name}.log*")):
-                    if found := re.search(rf"call {session_id}: \S+ from (\S+)", log.read_text(errors="replace")):
-                        return name, found.group(1)
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"no worker logged call {session_id}")
-
-    def pid(self, name: str) -> int:
-        return int(runtime.supervisorctl(self.run_dir, "pid", f"workers:{name}").strip())
 
 
 def self_signed(directory: Path) -> Path:
@@ -110,69 +65,18 @@ def self_signed(directory: Path) -> Path:
     return pem
 
 
-def wait_all_idle(running: Running, timeout_s: float = 120.0) -> None:
-    """Every worker up in HAProxy with all its slots free (weight 100), and idle by its own /status."""
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        states = runtime.servers(running.run_dir)
-        idle = len(states) == WORKERS and all(s.status == "UP" and s.weight == 100 for s in states.values())
-        if idle:
-            for name in running.cluster.names():
-                with urllib.request.urlopen(f"{running.worker_url(name)}/status", timeout=5) as resp:
-                    idle = idle and json.load(resp)["active_calls"] == 0
-        if idle:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the cluster is not idle: {states}\n{runtime.supervisorctl(running.run_dir, 'status')}")
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     use_loopback_only()
     run_dir = tmp_path_factory.mktemp("cluster")
-    fake = subprocess.Popen([sys.executable, "-c", FAKE_SERVER], stdout=subprocess.PIPE, text=True,
-                            cwd=files.ROOT)  # fmt: skip
-    assert fake.stdout is not None
-    base_url = fake.stdout.readline().strip()
-    cluster = files.Cluster(
-        run_dir=run_dir, workers=WORKERS, port=free_port(), tls_port=free_port(), tls_cert=self_signed(run_dir),
-        worker_base_port=free_port(), agent_base_port=free_port(), offers_per_minute=OFFERS_PER_MINUTE,
-        drain_s=DRAIN_S,
+    process = ClusterProcess(
+        run_dir, {"PARLEY_MAX_CALLS": str(CAPACITY), "PARLEY_HANGOVER_MS": "500"}, workers=WORKERS,
+        tls_cert=self_signed(run_dir), offers_per_minute=OFFERS_PER_MINUTE, drain_s=DRAIN_S,
     )  # fmt: skip
-    environ = {
-        **os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": base_url, "PARLEY_STT": "openai",
-        "PARLEY_LLM": "openai", "PARLEY_TTS": "openai", "PARLEY_MAX_CALLS": str(CAPACITY), "PARLEY_ICE_LOOPBACK": "1",
-        "PARLEY_HANGOVER_MS": "500",
-    }  # fmt: skip
-    command = start(cluster, environ)
-    with (run_dir / "supervisord.out").open("wb") as out:
-        supervisord = subprocess.Popen(command, env=files.worker_env(cluster, environ), stdout=out,
-                                       stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    running = Running(cluster, f"http://127.0.0.1:{cluster.port}", f"https://127.0.0.1:{cluster.tls_port}")
     try:
-        for _ in range(100):  # the runtime API's socket comes with HAProxy
-            if (run_dir / "haproxy.sock").exists():
-                break
-            time.sleep(0.2)
-        wait_all_idle(running)
-        yield running
+        yield process.start()
     finally:
-        pids = runtime.supervisorctl(run_dir, "pid", "all").split()
-        supervisord.send_signal(signal.SIGTERM)  # drains the workers (they are idle by now), then HAProxy
-        try:
-            supervisord.wait(DRAIN_S + 20)
-        except subprocess.TimeoutExpired:
-            supervisord.kill()
-            for pid in filter(str.isdigit, pids):
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        fake.kill()
-        fake.wait()
+        process.stop()
 
 
 @pytest.fixture
@@ -253,18 +157,6 @@ async def test_offers_count_per_real_caller_address(cluster: Running):
     assert status == 400  # another address is not held back
 
 
-async def slow_frames(worker_url: str) -> dict[str, float]:
-    """How many outgoing frames a worker has sent more than 0.1, 0.2 and 0.5 s after the one before
-    (its parley_frame_gap_seconds histogram)."""
-    async with aiohttp.ClientSession() as http, http.get(f"{worker_url}/metrics") as resp:
-        text = await resp.text()
-    count = float(re.search(r"^parley_frame_gap_seconds_count (\S+)$", text, re.M).group(1))  # type: ignore[union-attr]
-    return {
-        le: count - float(re.search(rf'^parley_frame_gap_seconds_bucket{{le="{le}"}} (\S+)$', text, re.M).group(1))  # type: ignore[union-attr]
-        for le in ("0.1", "0.2", "0.5")
-    }
-
-
 def frame_gaps(call: CallClient, start: float, end: float) -> float:
     arrivals = [t for t in call.recording.arrivals if start <= t <= end]
     assert len(arrivals) > (end - start) / 0.02 * 0.5, "the call's audio stopped"
@@ -280,31 +172,19 @@ async def test_a_killed_worker_takes_only_its_own_calls(cluster: Running):
         others = [call for call in calls if where[call.session_id] != victim]
         await asyncio.sleep(1.0)
 
-        down_after = back_after = None
-
-        async def watch() -> None:  # HAProxy's view of the victim, every 0.1 s, until it is back
-            nonlocal down_after, back_after
-            while back_after is None:
-                state = (await asyncio.to_thread(runtime.servers, cluster.run_dir))[victim]
-                if down_after is None and state.status.startswith("DOWN"):
-                    down_after = time.monotonic() - killed
-                if down_after is not None and state.takes_offers:
-                    back_after = time.monotonic() - killed
-                await asyncio.sleep(0.1)
-
         survivors = [name for name in cluster.cluster.names() if name != victim]
         before = [await slow_frames(cluster.worker_url(name)) for name in survivors]
         pid = await asyncio.to_thread(cluster.pid, victim)
         killed = time.monotonic()
         os.kill(pid, signal.SIGKILL)
-        watching = asyncio.create_task(watch())
+        watching = asyncio.create_task(down_and_back(cluster.run_dir, victim, killed))
         offers: list[str] = []
         for _ in range(6):  # offers while it is down (and maybe back): each is answered by a worker alive
             call = await placed(cluster.url, "127.0.0.22")
             offers.append((await cluster.placed_on(call.session_id))[0])
             await hang_up([call])
             await asyncio.sleep(0.6)  # its slot is free again by the next agent report: 2 a second, steadily
-        await asyncio.wait_for(watching, 60)
+        down_after, back_after = await asyncio.wait_for(watching, 60)
         after = [await slow_frames(cluster.worker_url(name)) for name in survivors]
         slow = {le: sum(a[le] - b[le] for a, b in zip(after, before, strict=True)) for le in before[0]}
         gap = max(frame_gaps(call, killed - 1, killed + 4) for call in others)
