@@ -7,10 +7,15 @@ from dataclasses import dataclass, field
 
 from server.audio.inbound import VAD_RATE, WINDOW
 from server.config import Settings
+from server.dialogue.turn_end import Limits
 
 # Silence (ms) that ends a turn, per mode: interview answers have thinking pauses of 1.2 s that must not end
 # them; learners search for words; chat is quick. PARLEY_HANGOVER_MS sets one for every mode.
 HANGOVER_MS = {"interview": 1300, "language": 1200, "chat": 700}
+# With the end-of-turn model (server/dialogue/turn_end.py): the silence that ends a turn the model is sure is
+# complete, and one it says is not (or whose words trail off). People who think aloud pause for 1-2 s mid-answer.
+COMPLETE_MS = {"interview": 500, "language": 400, "chat": 300}
+INCOMPLETE_MS = {"interview": 3000, "language": 3000, "chat": 2000}
 
 
 @dataclass(frozen=True)
@@ -20,13 +25,16 @@ class TurnOptions:
     start_windows: int = 3  # consecutive 32 ms speech windows that confirm speech while the bot is quiet
     pause_ms: int = 96  # a silence this long is a pause (dips between words are shorter): speculation starts
     hangover_ms: dict[str, int] = field(default_factory=lambda: dict(HANGOVER_MS))  # per mode
+    complete_ms: dict[str, int] = field(default_factory=lambda: dict(COMPLETE_MS))  # per mode
+    incomplete_ms: dict[str, int] = field(default_factory=lambda: dict(INCOMPLETE_MS))  # per mode
     # Barge-in (server/audio/hearing.py): while the bot speaks, its audio is held at the first speech window,
     # and this many windows confirm a person talking (laughter and coughs are shorter).
     barge_in_windows: int = 8
     # How long a dropped onset keeps the bot held. A comma pause is 150-300 ms; a laugh's bursts then make one
     # pause instead of a stutter of stops and starts.
     release_grace_ms: int = 320
-    # Words that trail off ("... because") give the current silence this much more (server/dialogue/unfinished.py).
+    # Without the end-of-turn model: words that trail off ("... because") give the current silence this much more
+    # (server/dialogue/unfinished.py).
     unfinished_extra_ms: int = 1000
     # Audio kept from before the speech onset (320 ms): Whisper needs the first phoneme.
     preroll_windows: int = 10
@@ -56,3 +64,7 @@ class TurnOptions:
 
     def hangover_for(self, mode: str) -> int:
         return self.hangover_ms[mode]
+
+    def limits_for(self, mode: str) -> Limits:
+        hangover, complete, incomplete = self.hangover_ms[mode], self.complete_ms[mode], self.incomplete_ms[mode]
+        return Limits(hangover, complete, incomplete, self.unfinished_extra_ms)

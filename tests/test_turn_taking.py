@@ -16,7 +16,7 @@ from server.dialogue.turn_taking import TurnHooks
 from server.session import Call
 from server.turn_options import TurnOptions
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
-from tests.scripted import QUIET, SPEECH, ScriptedCall
+from tests.scripted import QUIET, SPEECH, ScriptedCall, ScriptedTurnModel
 
 HANGOVER_WINDOWS = 500 // WINDOW_MS + 1  # Settings(hangover_ms=500), as the scripted call has
 LONG_REPLY = " ".join(["This reply goes on for a while so that the person can talk over it."] * 4)
@@ -37,9 +37,13 @@ def listening(call: ScriptedCall, since: int) -> Callable[[], bool]:
 
 
 async def connected(
-    stt: FakeSTT | None = None, llm: FakeLLM | None = None, mode: str = "chat", settings: Settings | None = None
+    stt: FakeSTT | None = None,
+    llm: FakeLLM | None = None,
+    mode: str = "chat",
+    settings: Settings | None = None,
+    turn_model: ScriptedTurnModel | None = None,
 ) -> ScriptedCall:
-    call = ScriptedCall(fake_providers(*instant(stt, llm)), mode, settings)
+    call = ScriptedCall(fake_providers(*instant(stt, llm)), mode, settings, turn_model)
     await call.connect()
     return call
 
@@ -170,6 +174,50 @@ async def test_words_that_trail_off_give_the_pause_more_time(said: str, extra_ms
         call.hear([QUIET])
         quiet += 1
     assert quiet == (500 + extra_ms) // WINDOW_MS + 1
+    await call.close()
+
+
+@pytest.mark.parametrize(
+    ("said", "probability", "silence_ms"),
+    [
+        ("So that is it.", 0.95, 300),  # sure it is complete, and the words agree: answered soon
+        ("So that is it.", 0.2, 2000),  # the voice says they are not done: a thinking pause may last 2 s
+        ("So I think that", 0.95, 2000),  # the words trail off: the same, whatever the voice says
+        ("So that is it.", 0.6, 500),  # unsure: the hang-over
+    ],
+)
+async def test_the_end_of_turn_model_and_the_words_decide_how_long_a_pause_may_last(
+    said: str, probability: float, silence_ms: int
+):
+    stt, model = AnsweredSTT(said), ScriptedTurnModel(probability)
+    call = await connected(stt, turn_model=model)  # chat, Settings(hangover_ms=500)
+    since = len(call.events)
+    call.hear([SPEECH] * 10 + [QUIET] * 3)  # a pause: the model is asked and the speculative transcript starts
+    await call.settle(lambda: stt.answered == 1 and len(model.asked) == 1)
+    quiet = 3
+    while "speech:end" not in call.kinds(since):
+        call.hear([QUIET])
+        quiet += 1
+    assert quiet == silence_ms // WINDOW_MS + 1
+    assert model.asked == [pytest.approx((10 + 3) * WINDOW_MS / 1000)]  # the speech and the pause so far
+    await call.close()
+
+
+async def test_a_verdict_on_a_pause_the_person_has_resumed_from_is_ignored():
+    stt, model = AnsweredSTT("So that is it."), ScriptedTurnModel(0.95)
+    call = await connected(stt, turn_model=model)
+    since = len(call.events)
+    call.hear([SPEECH] * 10 + [QUIET] * 3)
+    call.hear([SPEECH] * 5)  # they go on before the verdict is in
+    await call.settle(lambda: len(model.asked) == 1)
+    model.probability = 0.6  # the next pause's verdict: unsure
+    call.hear([QUIET] * 3)
+    await call.settle(lambda: len(model.asked) == 2)
+    quiet = 3
+    while "speech:end" not in call.kinds(since):
+        call.hear([QUIET])
+        quiet += 1
+    assert quiet == 500 // WINDOW_MS + 1  # the hang-over, not the first pause's "sure, complete"
     await call.close()
 
 

@@ -150,8 +150,8 @@ class Responder:
                 started = time.monotonic()
                 text = await self.transcribe(audio)
                 clock.transcribed(started)
-                if not handle.turn_over and looks_unfinished(text, self.language):
-                    handle.sounds_unfinished()  # they are thinking: give the pause more time
+                if text and not handle.turn_over:  # trailing words ("... because") mean they are thinking
+                    handle.words_heard(looks_unfinished(text, self.language))
             if not text:  # nothing intelligible (a cough, noise): keep listening
                 if handle.turn_over:
                     self._state("listening")

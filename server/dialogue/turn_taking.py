@@ -22,6 +22,7 @@ from server.audio.inbound import WINDOW
 from server.audio.vad import WINDOW_MS, VadEvent, VadEventKind, VadState
 from server.dialogue.ahead import ListeningAhead
 from server.dialogue.reply import ReplyHandle, TurnClock
+from server.dialogue.turn_end import TurnEnd
 from server.metrics import Metrics
 from server.protocol import ServerEvent, Speech, StateChange
 from server.turn_options import TurnOptions
@@ -51,15 +52,29 @@ class TurnHooks(Protocol):
     async def prefill(self, text: str) -> None:
         """Has the chat model read the conversation plus ``text`` into its cache (listening ahead)."""
 
+    async def turn_complete(self, audio: np.ndarray) -> float | None:
+        """How likely the turn in ``audio`` is complete (the end-of-turn model); None without one."""
+
     @property
     def reads_ahead(self) -> bool:
         """Whether reading ahead can help the next reply now (not in interviews: they prompt the app's text)."""
 
 
 class TurnTaker:
-    def __init__(self, hearing: Hearing, options: TurnOptions, hooks: TurnHooks, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        hearing: Hearing,
+        options: TurnOptions,
+        hooks: TurnHooks,
+        metrics: Metrics,
+        mode: str = "chat",
+        has_turn_model: bool = False,
+    ) -> None:
         self._hearing = hearing
         self._options = options
+        self._limits = options.limits_for(mode)
+        self._has_turn_model = has_turn_model
+        self._turn_end: TurnEnd | None = None  # the verdicts on the current pause
         self._hooks = hooks
         self._metrics = metrics
         self._preroll: deque[np.ndarray] = deque(maxlen=options.preroll_windows)
@@ -93,6 +108,9 @@ class TurnTaker:
         kind = event.kind
         if kind in (VadEventKind.PAUSE, VadEventKind.END) and self._ahead is not None:
             self._ahead.pause()  # the turn may be over: its transcription and reply need the models now
+        if kind in (VadEventKind.START, VadEventKind.RESUME, VadEventKind.END) and self._turn_end is not None:
+            self._turn_end.over()  # the pause it judged is over
+            self._turn_end = None
         if kind in (VadEventKind.START, VadEventKind.RESUME):
             self._hooks.person_active()
         if kind is VadEventKind.START:
@@ -102,9 +120,13 @@ class TurnTaker:
                 self._ahead.reset()
             self._hooks.send(Speech(type="speech", event="start"))
             self.barge_in()
-        elif kind is VadEventKind.PAUSE and self._utterance is not None and self._options.speculate:
-            # Start on the reply now, while the hang-over runs; it is dropped if the person goes on.
-            self._speculation = self._speculate(event)
+        elif kind is VadEventKind.PAUSE and self._utterance is not None:
+            self._turn_end = TurnEnd(self._hearing.detector, self._limits, self._has_turn_model)
+            if self._has_turn_model:
+                self._hooks.spawn(self._judge_pause(self._turn_end, np.concatenate(self._utterance)))
+            if self._options.speculate:
+                # Start on the reply now, while the silence runs; it is dropped if the person goes on.
+                self._speculation = self._speculate(event)
         elif kind is VadEventKind.RESUME and self._speculation is not None:
             self._speculation.cancel()
             self._speculation = None
@@ -124,20 +146,25 @@ class TurnTaker:
         quiet = max(1, (event.window_ms + WINDOW_MS - event.at_ms) // WINDOW_MS)
         speech = windows[: len(windows) - quiet + 1]  # Whisper gets the speech and one quiet window
         clock = TurnClock(ended_at=time.monotonic() - quiet * WINDOW_MS / 1000)
-        handle = ReplyHandle(clock, speculative=True, on_unfinished=self._extend_pause)
+        turn_end = self._turn_end
+        handle = ReplyHandle(clock, speculative=True, on_words=turn_end.words_say if turn_end else None)
         return self.start(handle, self._hooks.answer(handle, np.concatenate(speech), None))
 
-    def _extend_pause(self) -> None:
-        self._hearing.detector.extend(self._options.unfinished_extra_ms)
+    async def _judge_pause(self, turn_end: TurnEnd, audio: np.ndarray) -> None:
+        """The end-of-turn model's verdict on the turn so far, for the pause it was asked about."""
+        probability = await self._hooks.turn_complete(audio)
+        if probability is not None:
+            turn_end.model_says(probability)
 
     def close(self) -> None:
         """The call has ended (its tasks are cancelled): the person's audio and the replies go now."""
         self._preroll.clear()
-        self._utterance = self._speculation = self._current = self._ahead = None
+        self._utterance = self._speculation = self._current = self._ahead = self._turn_end = None
 
-    def set_hangover(self, hangover_ms: int) -> None:
-        """A new mode's hang-over."""
-        self._hearing.detector.set_hangover(hangover_ms)
+    def set_mode(self, mode: str) -> None:
+        """A new mode's silences."""
+        self._limits = self._options.limits_for(mode)
+        self._hearing.detector.set_hangover(self._limits.hangover)
 
     # -- replies --------------------------------------------------------------------------------------------
     def answer_text(self, text: str) -> ReplyHandle:
