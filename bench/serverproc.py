@@ -85,8 +85,8 @@ class ServerProcess:
         return None if self._proc is None else self._proc.poll()
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGINT first so every call is ended cleanly (a second one skips the drain's linger); kill it only if
-        it hangs."""
+        """SIGINT, then a second one: the drain waits for no call (PARLEY_DRAIN_S is 300 s by default), the calls
+        left are ended cleanly (``ended``, ``shutdown``); kill it only if it hangs."""
         proc = self._proc
         if proc is None or proc.poll() is not None:
             return

@@ -1,6 +1,6 @@
-"""Who may open a call: a bearer token (the static ``PARLEY_TOKEN`` or a call token), a per-address rate limit
-on /offer and a per-address cap on concurrent calls. (How long a call may last is the call's own business:
-``Call._watch_limits`` in server/session.py.)"""
+"""Who may open a call: the node's call slots, a bearer token (the static ``PARLEY_TOKEN`` or a call token), a
+per-address rate limit on /offer and a per-address cap on concurrent calls. (How long a call may last is the
+call's own business: ``Call._watch_limits`` in server/session.py.)"""
 
 from __future__ import annotations
 
@@ -15,14 +15,41 @@ from server.tokens import CallTokens, Grant, TokenError
 WINDOW_S = 60.0
 
 
+class CallSlots:
+    """This node's call slots: ``capacity`` calls in progress or being set up. ``take`` checks and takes in one
+    synchronous step, so offers that arrive together cannot all pass the check before any of them is counted
+    (the check used to come before two awaits and the call after them). Whoever took a slot gives it back: the
+    offer when it is refused or fails, the call when it ends."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.busy = 0
+
+    @property
+    def free(self) -> int:
+        return max(0, self.capacity - self.busy)
+
+    def take(self) -> bool:
+        if self.busy >= self.capacity:
+            return False
+        self.busy += 1
+        return True
+
+    def give_back(self) -> None:
+        self.busy = max(0, self.busy - 1)
+
+
 class OfferRateLimiter:
-    """At most ``per_minute`` offers from one address in any 60 s (a sliding window of timestamps)."""
+    """At most ``per_minute`` offers from one address in any 60 s (a sliding window of timestamps); 0: no limit
+    here (a balancer in front counts offers per caller instead, e.g. HAProxy's stick table)."""
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
         self._seen: dict[str, deque[float]] = {}
 
     def allow(self, address: str, now: float | None = None) -> bool:
+        if self.per_minute <= 0:
+            return True
         now = time.monotonic() if now is None else now
         times = self._seen.setdefault(address, deque())
         while times and now - times[0] > WINDOW_S:

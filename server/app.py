@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from server import admission, ice, safe_json, sdp_guard, signalling, tokens
+from server import admission, agent, ice, proxies, safe_json, sdp_guard, signalling, tokens
 from server.audio.turn_model import TurnModel
 from server.audio.vad import SileroModel
 from server.config import Settings
@@ -52,6 +52,7 @@ CALL_TOKENS = web.AppKey("call_tokens", tokens.CallTokens)
 ADDRESS_CALLS = web.AppKey("address_calls", admission.AddressCalls)
 ICE_ALLOW = web.AppKey("ice_allow", frozenset)  # kinds of remote candidates the server may check
 AFTER_CALLS = web.AppKey("after_calls", AfterCalls)
+SLOTS = web.AppKey("slots", admission.CallSlots)
 
 
 def _default_providers(settings: Settings) -> Providers:
@@ -61,7 +62,10 @@ def _default_providers(settings: Settings) -> Providers:
 
 
 def create_app(settings: Settings, providers_factory: ProvidersFactory | None = None) -> web.Application:
-    app = web.Application(middlewares=[json_errors, cors])
+    trusted = proxies.parse_trusted(settings.trusted_proxies)
+    # Through a trusted proxy, the caller's address, scheme and host come from its headers: before CORS reads them.
+    middlewares = [json_errors, *([proxies.forwarded(trusted)] if trusted else []), cors]
+    app = web.Application(middlewares=middlewares)
     app[SETTINGS] = settings
     app[MODELS] = Models()
     app[CALLS] = {}
@@ -73,6 +77,8 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app[ICE_ALLOW] = sdp_guard.parse_allowed(settings.ice_allow_candidates, settings.ice_loopback)
     app[DRAIN] = Drain()
     app[AFTER_CALLS] = AfterCalls(idle=lambda: not app[CALLS])
+    app[SLOTS] = admission.CallSlots(settings.call_capacity())
+    app[METRICS].watch_slots(app[SLOTS])
     if settings.ice_loopback:
         ice.use_loopback_only()
     factory = providers_factory or _default_providers
@@ -84,6 +90,8 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
 
     app.cleanup_ctx.append(load_models)
     app.cleanup_ctx.append(watch_loop)
+    if settings.agent_port:
+        app.cleanup_ctx.append(agent.agent_context(settings.host, settings.agent_port, lambda: agent_state(app)))
     app.on_shutdown.append(close_calls)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
@@ -95,6 +103,13 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app.router.add_post("/tokens", mint_token)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     return app
+
+
+def agent_state(app: web.Application) -> str:
+    """The line HAProxy's agent check reads (server/agent.py)."""
+    models, slots = app[MODELS], app[SLOTS]
+    loaded = models.providers is not None and models.vad is not None
+    return agent.agent_line(loaded, bool(models.error), app[DRAIN].active, slots.free, slots.capacity)
 
 
 async def _load(models: Models, settings: Settings, factory: ProvidersFactory, verify: bool) -> None:
@@ -238,7 +253,8 @@ async def status(request: web.Request) -> web.Response:
             "ready": models.providers is not None and not app[DRAIN].active,
             "draining": app[DRAIN].active,
             "active_calls": len(app[CALLS]),
-            "capacity": app[SETTINGS].call_capacity(),
+            "capacity": app[SLOTS].capacity,
+            "free_slots": app[SLOTS].free,  # calls in progress and offers being set up both hold one
             "providers": {stage: app[SETTINGS].provider(stage) for stage in ("stt", "llm", "tts")},
         }
     )
@@ -264,12 +280,17 @@ async def offer(request: web.Request) -> web.Response:
     if not app[ADDRESS_CALLS].take(address):
         limit = settings.calls_per_address
         return signalling.json_error(429, f"this address already has {limit} calls open; end one first")
+    # The capacity check and the slot are one step, before any await: a burst of offers admits exactly capacity.
+    if not app[SLOTS].take():
+        app[ADDRESS_CALLS].give_back(address)
+        return signalling.json_error(503, "the server is at capacity; try again shortly")
     placed: tuple[Call, RTCSessionDescription] | web.Response | None = None
     try:
         placed = await _place(request, grant, address)
     finally:
-        if not isinstance(placed, tuple):  # refused or failed: the address's place is free again
+        if not isinstance(placed, tuple):  # refused or failed: the address's place and the slot are free again
             app[ADDRESS_CALLS].give_back(address)
+            app[SLOTS].give_back()
     if isinstance(placed, web.Response):
         return placed
     call, answer = placed
@@ -279,11 +300,9 @@ async def offer(request: web.Request) -> web.Response:
 async def _place(
     request: web.Request, grant: tokens.Grant | None, address: str
 ) -> tuple[Call, RTCSessionDescription] | web.Response:
-    """The call for an admitted offer, answered; or the JSON error that says why not."""
+    """The call for an admitted offer (its slot taken), answered; or the JSON error that says why not."""
     app = request.app
     settings = app[SETTINGS]
-    if len(app[CALLS]) >= settings.call_capacity():
-        return signalling.json_error(503, "the server is at capacity; try again shortly")
     defaults = (grant.default_mode(), grant.default_language()) if grant else (None, None)
     try:
         sdp, mode, language = await signalling.read_offer(request, *defaults, timeout_s=settings.http_timeout_s)
@@ -318,6 +337,8 @@ async def _place(
         await call.close()
         return signalling.json_error(500, "could not set up the call")
 
+    if call.closed.is_set():  # its connection failed while it was being answered: nothing would free it later
+        return signalling.json_error(500, "could not set up the call")
     calls = app[CALLS]
     calls[session_id] = call
     app[METRICS].calls.inc()
@@ -327,6 +348,7 @@ async def _place(
         calls.pop(session_id, None)
         app[METRICS].active_calls.dec()
         app[ADDRESS_CALLS].give_back(address)
+        app[SLOTS].give_back()
         app[AFTER_CALLS].call_ended()
 
     call.on_close.append(forget)

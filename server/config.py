@@ -85,7 +85,8 @@ class Settings:
     http_timeout_s: float = 10.0
     # Admission: concurrent calls (0: 2 when any stage runs embedded models on this machine, else 5, which
     # one event loop paces cleanly: python -m bench.capacity), offers
-    # per minute from one client address, an optional bearer token for /offer.
+    # per minute from one client address (0: no limit here, for a balancer that limits them), an optional bearer
+    # token for /offer.
     max_calls: int = 0
     offers_per_minute: int = 20
     token: str = ""
@@ -114,8 +115,15 @@ class Settings:
     peer_timeout_s: float = 10.0
     # Other origins whose pages may place calls (comma-separated, e.g. https://app.example.com).
     cors_origins: str = ""
-    # On SIGTERM: seconds the node keeps answering (503 to new calls, /healthz failing) while its calls end.
-    drain_s: float = 5.0
+    # Proxies (comma-separated IPs or CIDR networks) whose X-Forwarded-For/-Proto/-Host are believed: requests
+    # from them count against the real caller's address limits and pass the same-origin check as https.
+    trusted_proxies: str = ""
+    # On SIGTERM: seconds the node waits for its calls to end by themselves (new calls get 503, /healthz and the
+    # agent say drain) before it ends the rest (``ended``, ``shutdown``); a second signal ends them at once.
+    drain_s: float = 300.0
+    # HAProxy agent check (server/agent.py): a TCP port on ``host`` that says how many call slots are free
+    # (0: off).
+    agent_port: int = 0
     # Who decides which key points an interview answer covered: "offline" (the app's phrase matching),
     # "remote" (the chat model over the OpenAI API, falling back to offline), "auto" (remote when PARLEY_LLM=openai).
     judge: str = "auto"
@@ -181,8 +189,10 @@ class Settings:
 
     def _validate_access(self) -> None:
         from server.ice import parse_turn_urls
+        from server.proxies import parse_trusted
         from server.tokens import MAX_TTL_S, parse_keys
 
+        parse_trusted(self.trusted_proxies)  # raises ValueError naming the variable
         if parse_keys(self.signing_keys) and not (self.api_keys.strip(" ,") or self.token):
             raise ValueError("PARLEY_SIGNING_KEYS needs PARLEY_API_KEYS (or PARLEY_TOKEN): they authorize POST /tokens")
         if not 1 <= self.call_token_ttl_s <= MAX_TTL_S:
@@ -193,6 +203,12 @@ class Settings:
             raise ValueError("PARLEY_TURN_TTL_S must be between 30 and 86400")
         if self.calls_per_address < 0:
             raise ValueError("PARLEY_CALLS_PER_ADDRESS must be 0 (no limit) or more")
+        if not 0 <= self.agent_port <= 65535:
+            raise ValueError("PARLEY_AGENT_PORT must be a TCP port (1-65535), or 0 for none")
+        if self.drain_s < 0:
+            raise ValueError("PARLEY_DRAIN_S must be 0 or more")
+        if self.offers_per_minute < 0:
+            raise ValueError("PARLEY_OFFERS_PER_MINUTE must be 0 (no limit here) or more")
 
 
 def _convert(kind: object, name: str, raw: str) -> object:

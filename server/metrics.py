@@ -6,7 +6,7 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -20,6 +20,9 @@ from prometheus_client import (
 )
 
 from server import native_memory
+
+if TYPE_CHECKING:
+    from server.admission import CallSlots
 
 STAGES = ("stt", "llm_first_token", "llm_first_sentence", "tts_first_audio")
 _LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
@@ -91,6 +94,15 @@ class Metrics:
         )
         self.inbound_frames = Counter(
             "parley_inbound_frames", "Audio frames received from people", registry=self.registry
+        )
+
+    def watch_slots(self, slots: CallSlots) -> None:
+        """Gauges of the node's call slots (server/admission.py ``CallSlots``): busy over capacity is what an
+        autoscaler scales on (calls, not HTTP connections or CPU)."""
+        Gauge("parley_call_slots_busy", "Call slots held: calls in progress and offers being set up",
+              registry=self.registry).set_function(lambda: slots.busy)  # fmt: skip
+        Gauge("parley_call_slots", "Call slots of this node (its capacity)", registry=self.registry).set_function(
+            lambda: slots.capacity
         )
 
     def observe_turn(self, report: Mapping[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """Serving with a drain (server/drain.py): aiohttp's own ``run_app`` closes the listener first on a signal, so a
-client would get "connection refused" instead of an answer it can act on; here the node keeps answering while
-its calls end, then stops listening and exits."""
+client would get "connection refused" instead of an answer it can act on, and every call would be cut; here the
+node keeps answering (503 to new calls) while its calls end, then stops listening and exits."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from server import slow_clients
-from server.app import CALLS, MODELS, SETTINGS
+from server.app import CALLS, MODELS, SETTINGS, SLOTS
 from server.drain import DRAIN, drain
 from server.heap import freeze_when_loaded
 
@@ -30,29 +30,37 @@ HTTP_SHUTDOWN_S = 2.0  # aiohttp's wait for requests in flight once the listener
 HANDLER_ARGS: dict[str, Any] = {"auto_decompress": False, "lingering_time": 2.0, "keepalive_timeout": 15.0}
 
 
-async def serve(app: web.Application, host: str, port: int, linger_s: float) -> None:
-    """Runs ``app`` until SIGTERM or SIGINT, then drains and stops. A second signal cuts the linger short."""
+async def serve(app: web.Application, host: str, port: int, drain_s: float) -> None:
+    """Runs ``app`` until SIGTERM or SIGINT, then drains (up to ``drain_s``) and stops. A second signal ends the
+    calls left at once."""
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=HTTP_SHUTDOWN_S, **HANDLER_ARGS)
     await runner.setup()
     listener = await slow_clients.listen(runner, host, port, app[SETTINGS].http_timeout_s)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     freezing = loop.create_task(freeze_when_loaded(app[MODELS].loaded))
+    slots = app[SLOTS]
 
     def on_signal(signum: int) -> None:
         if stop.is_set():
+            logger.info("%s received again: ending the calls now", signal.Signals(signum).name)
             app[DRAIN].hurry()
-        else:
-            logger.info("%s received", signal.Signals(signum).name)
-            app[DRAIN].begin()  # at once: an offer that arrives before drain() runs is refused too
-            stop.set()
+            return
+        logger.info("%s received", signal.Signals(signum).name)
+        app[DRAIN].begin()  # at once: an offer that arrives before drain() runs is refused too
+        stop.set()
+        if signum == signal.SIGINT and slots.busy:  # someone at a terminal: say why it does not stop yet
+            print(
+                f"Parley: waiting up to {drain_s:.0f} s for {slots.busy} calls to end; press Ctrl-C again to end "
+                "them now",
+                flush=True,
+            )
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         await stop.wait()
-        calls = app[CALLS]
-        await drain(app[DRAIN], calls, linger_s)
+        await drain(app[DRAIN], app[CALLS], lambda: slots.busy, drain_s)
     finally:
         freezing.cancel()
         for signum in (signal.SIGTERM, signal.SIGINT):

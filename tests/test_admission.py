@@ -38,6 +38,40 @@ async def test_capacity_is_a_503_and_comes_back_when_a_call_ends(aiohttp_client)
     assert (await offer(client)).status == 200
 
 
+async def test_a_burst_of_offers_admits_exactly_the_capacity(aiohttp_client):
+    """20 offers at once from real peers to a node of capacity 2: 2 calls, 18 JSON 503s; once the calls end, the
+    slots are free again (for /status, /metrics and the next offers)."""
+    unlimited = {"offers_per_minute": 0, "calls_per_address": 0}
+    app, client = await started(aiohttp_client, Settings(ice_loopback=True, max_calls=2, **unlimited))
+    sdps = await asyncio.gather(*(client_offer() for _ in range(20)))
+    answers = await asyncio.gather(*(client.post("/offer", json={"sdp": sdp, "type": "offer"}) for sdp in sdps))
+    statuses = [a.status for a in answers]
+    assert sorted(statuses) == [200] * 2 + [503] * 18, statuses
+    refused = [await a.json() for a in answers if a.status == 503]
+    assert all(body == {"error": "the server is at capacity; try again shortly"} for body in refused)
+    assert len(app[CALLS]) == 2
+    status = await (await client.get("/status")).json()
+    assert status["free_slots"] == 0 and status["capacity"] == 2 and status["active_calls"] == 2
+    assert "parley_call_slots_busy 2.0" in (await (await client.get("/metrics")).text())
+    for call in list(app[CALLS].values()):
+        await call.close()
+    status = await (await client.get("/status")).json()
+    assert status["free_slots"] == 2 and status["active_calls"] == 0
+    text = await (await client.get("/metrics")).text()
+    assert "parley_call_slots_busy 0.0" in text and "parley_call_slots 2.0" in text
+    assert (await client.post("/offer", json={"sdp": "not sdp", "type": "offer"})).status == 400
+    assert (await (await client.get("/status")).json())["free_slots"] == 2  # a refused offer gave its slot back
+    assert [(await offer(client)).status for _ in range(3)] == [200, 200, 503]
+
+
+async def test_no_offer_rate_limit_when_it_is_0(aiohttp_client):
+    """PARLEY_OFFERS_PER_MINUTE=0: the balancer in front limits offers per caller; the node does not."""
+    settings = Settings(ice_loopback=True, offers_per_minute=0, calls_per_address=0, max_calls=30)
+    _, client = await started(aiohttp_client, settings)
+    assert {(await offer(client)).status for _ in range(22)} == {200}
+    assert OfferRateLimiter(per_minute=0).allow("a")
+
+
 async def test_too_many_offers_from_one_address_get_a_429(aiohttp_client):
     _, client = await started(aiohttp_client, Settings(ice_loopback=True, offers_per_minute=2, max_calls=10))
     assert [(await offer(client)).status for _ in range(3)] == [200, 200, 429]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,12 @@ import numpy as np
 import pytest
 from aiohttp import web
 
+from bench.serverproc import ServerProcess
 from client.call import RATE, write_wav
 from server.app import CALLS
 from server.config import Settings
 from server.languages import LANGUAGES
+from tests.fake_openai import KEY, FakeOpenAI
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
@@ -384,3 +387,62 @@ async def test_the_page_calls_a_server_that_wants_a_token_in_chromium(
             assert await call_from(await browser.new_page(), f"#token={call_token}") == "u-7"
         finally:
             await browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} is missing (apt-get install chromium to run it)")
+async def test_the_page_says_a_crashed_call_was_lost_and_calls_again_in_chromium(
+    silence: Callable[[float], np.ndarray], tmp_path: Path
+) -> None:
+    """A server process killed mid-call (SIGKILL: no "ended" is sent): the page says the call was lost and offers
+    to call again; with a server back on the same address, the button places a call in the same mode and
+    language, which connects and is greeted."""
+    from playwright.async_api import async_playwright, expect
+
+    mic = tmp_path / "mic.wav"
+    write_wav(mic, silence(2.0))
+    fake = await FakeOpenAI().start()
+    env = {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": fake.base_url, "PARLEY_STT": "openai", "PARLEY_LLM": "openai",
+           "PARLEY_TTS": "openai", "PARLEY_DRAIN_S": "0"}  # fmt: skip
+    first = ServerProcess(env)
+    second = ServerProcess(env)
+    second.port, second.url = first.port, first.url  # the supervisor's restart, on the same address
+    try:
+        first.start()
+        await first.wait_healthy(120)
+        async with async_playwright() as p:
+            browser, page = await open_page(p, tmp_path, str(mic), first.url)
+            try:
+                await expect(page.locator("#language option[value=fr]")).to_have_count(1, timeout=10_000)
+                await page.select_option("#mode", "language")
+                await page.select_option("#language", "fr")
+                await page.click("#call")
+                await expect(page.locator("#state")).to_have_text("Listening", timeout=20_000)  # greeted
+                await expect(page.locator("#again")).to_be_hidden()
+                first.signal(signal.SIGKILL)
+                killed = await page.evaluate("performance.now()")
+                await expect(page.locator("#error")).to_have_text("The call was lost.", timeout=15_000)
+                await expect(page.get_by_role("button", name="Call again")).to_be_visible()
+                await expect(page.locator("#state")).to_have_text("Not in a call")
+                noticed = await page.evaluate("performance.now()")
+                print(f"the page said the call was lost {(noticed - killed) / 1000:.1f} s after the kill")
+
+                second.start()
+                await second.wait_healthy(120)
+                await page.select_option("#mode", "chat")  # what was on screen is put back for the call again
+                await page.get_by_role("button", name="Call again").click()
+                await expect(page.locator("#again")).to_be_hidden()
+                await expect(page.locator("#error")).to_be_hidden()
+                await page.wait_for_function(
+                    "(t) => __probe.events.some((e) => e.t > t && e.type === 'state' && e.state === 'listening')",
+                    arg=noticed, timeout=20_000,
+                )  # fmt: skip
+                await expect(page.locator("#state")).to_have_text("Listening")
+                assert await page.locator("#mode").input_value() == "language"
+            finally:
+                await browser.close()
+    finally:
+        first.stop()
+        second.stop()
+        await fake.close()
+    assert " language/fr from " in second.log_path.read_text(), second.log_tail()

@@ -11,6 +11,13 @@ let micStream = null;
 let meterTimer = null;
 let audioContext = null;
 let starting = false;
+let lastCall = null; // the mode and language of the call placed last: "Call again" places the same
+let lostTimer = null;
+// The server sends audio every 20 ms for the whole call, silence included: none for this long, or a connection
+// "disconnected" this long, means the server is gone (crashed, or its network). Chromium took about 6 s to say
+// "disconnected" after a SIGKILL here, and ICE about 30 s to say "failed". A brief network blip recovers within it.
+const LOST_AFTER_MS = 3000;
+const STATS_EVERY_MS = 500;
 // The server's token (PARLEY_TOKEN), or a call token an app minted for this call: from #token=... in the URL.
 let token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
 
@@ -73,7 +80,9 @@ $("captions").addEventListener("change", () => { $("transcript").hidden = !$("ca
 const VERDICTS = { correct: "Correct", partly: "Partly right", wrong: "Not right", no_answer: "No answer",
   skipped: "Skipped", unanswered: "Not answered" };
 const ENDED = { idle: "The call ended: nothing was said for a while.", max_duration: "The call reached its time limit.",
-  peer_gone: "The call was lost." };
+  peer_gone: "The call was lost.", shutdown: "The server ended the call to restart.",
+  media_failed: "The call was lost." };
+const CALL_AGAIN = new Set(["peer_gone", "shutdown", "media_failed"]); // not the person's doing: offer a new call
 
 function listItem(text, className) {
   const item = document.createElement("li");
@@ -117,6 +126,7 @@ function onEvent(event) {
     case "ended":
       if (ENDED[event.reason]) showError(ENDED[event.reason]);
       endCall();
+      if (CALL_AGAIN.has(event.reason)) $("again").hidden = false;
       break;
     default: break;
   }
@@ -148,10 +158,40 @@ function waitForIce(peer) {
   });
 }
 
+// The server vanished mid-call (a crash, a network gone): no "ended" came. Say so, and offer to call again.
+function callLost(peer) {
+  if (pc !== peer) return; // an earlier call's late news
+  showError("The call was lost.");
+  endCall();
+  $("again").hidden = false;
+}
+
+function watchConnection(peer) {
+  peer.onconnectionstatechange = () => {
+    clearTimeout(lostTimer);
+    if (peer.connectionState === "failed") callLost(peer);
+    else if (peer.connectionState === "disconnected") lostTimer = setTimeout(() => callLost(peer), LOST_AFTER_MS);
+  };
+  let received = -1;
+  let since = performance.now();
+  const timer = setInterval(async () => {
+    if (pc !== peer) { clearInterval(timer); return; }
+    if (peer.connectionState !== "connected") { since = performance.now(); return; }
+    let packets = 0;
+    (await peer.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "audio") packets += r.packetsReceived;
+    });
+    if (packets !== received) { received = packets; since = performance.now(); }
+    else if (performance.now() - since >= LOST_AFTER_MS) callLost(peer);
+  }, STATS_EVERY_MS);
+}
+
 async function startCall() {
   if (starting) return; // a double click must not place two calls
   starting = true;
   showError("");
+  $("again").hidden = true;
+  lastCall = { mode: $("mode").value, language: $("language").value };
   $("scorecard").hidden = true;
   setState("connecting");
   $("call").textContent = "End call";
@@ -163,18 +203,14 @@ async function startCall() {
     startMeter(micStream);
     const ice = await fetchIce(); // STUN/TURN for calls across NATs, with a TURN credential that expires
     pc = new RTCPeerConnection({ iceServers: ice.iceServers });
+    const peer = pc;
     channel = pc.createDataChannel("events", { ordered: true });
     channel.onmessage = (msg) => onEvent(JSON.parse(msg.data));
     channel.onopen = () => setTyping(true);
-    channel.onclose = () => setTyping(false);
+    channel.onclose = () => { setTyping(false); callLost(peer); }; // closed with no "ended" first: lost
     micStream.getAudioTracks().forEach((track) => pc.addTrack(track, micStream));
     pc.ontrack = (e) => { $("remote").srcObject = e.streams[0] || new MediaStream([e.track]); };
-    pc.onconnectionstatechange = () => {
-      if (pc && (pc.connectionState === "failed" || pc.connectionState === "closed")) {
-        showError("The call was disconnected.");
-        endCall();
-      }
-    };
+    watchConnection(peer);
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIce(pc);
     const body = JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer",
@@ -244,6 +280,7 @@ async function loadLanguages() {
 loadLanguages();
 
 function endCall() {
+  clearTimeout(lostTimer);
   if (meterTimer) clearInterval(meterTimer);
   meterTimer = null;
   if (audioContext) audioContext.close();
@@ -273,3 +310,12 @@ function hangUp() {
 }
 
 $("call").addEventListener("click", () => (pc ? hangUp() : startCall()));
+
+$("again").addEventListener("click", () => {
+  if (pc || starting) return;
+  if (lastCall) {
+    $("mode").value = lastCall.mode;
+    $("language").value = lastCall.language;
+  }
+  startCall();
+});
