@@ -6,8 +6,9 @@ another checkout (today's main), on recorded speech in several languages.
 Each trial is a fresh chat call in the clip's language. The clip is split at a natural dip, the widest gap
 between two words in the middle of the sentence (Whisper's word timings, embedded model), and the pause is
 inserted there, so the voice stops where a person would stop to think. A trial is *cut off* when the server's
-``speech end`` came before the second part began. For the trials that were not cut, *turn end* is the time from
-the end of the speech to the ``speech end`` event (how long a finished turn waits before it is answered).
+``speech end`` came before the person had finished: in the inserted pause, or at a pause of their own later on
+(counted apart, as "later"). For the trials that were not cut, *turn end* is the time from the end of the speech
+(Silero) to the ``speech end`` event: how long a finished turn waits before it is answered.
 
 The two servers (this checkout and ``--baseline``) run at once and take the trials in turn, so both see the same
 machine load. Clips come from ``--audio-dir`` (``<lang>/<name>_48k.wav`` and ``_16k.wav``; see "Recorded speech" in
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.clips import AUDIO_DIR_HELP, DEFAULT_AUDIO_DIR
+from bench.clips import AUDIO_DIR_HELP, DEFAULT_AUDIO_DIR, speech_bounds
 from bench.serverproc import ServerProcess
 from bench.trials import is_, open_call
 from client.call import RATE, read_wav
@@ -51,9 +52,11 @@ def splits(audio_dir: Path, languages: list[str], per_language: int) -> list[Spl
     """Clips split at their widest word gap between 30 % and 70 % of the speech."""
     from faster_whisper import WhisperModel
 
+    from server.audio.vad import SileroModel
     from server.providers.local import weights
 
     whisper = WhisperModel(str(weights.ensure(weights.WHISPER_BASE[0]).parent), device="cpu", compute_type="int8")
+    silero = SileroModel(weights.ensure(weights.SILERO_VAD))
     found: list[Split] = []
     for language in languages:
         taken = 0
@@ -75,13 +78,16 @@ def splits(audio_dir: Path, languages: list[str], per_language: int) -> list[Spl
             cut = int(cut_s * RATE)
             said = "".join(w.word for w in words[: i + 1]).strip()
             gap = words[i + 1].start - words[i].end
-            found.append(Split(path.stem, language, pcm[:cut], pcm[cut:], gap, end - cut_s, said))
+            speech_end_s = speech_bounds(pcm, silero)[1]
+            found.append(Split(path.stem, language, pcm[:cut], pcm[cut:], gap, speech_end_s - cut_s, said))
             taken += 1
     return found
 
 
-async def trial(url: str, split: Split, pause_s: float) -> tuple[bool, float | None]:
-    """(cut off, turn end in seconds or None when cut off)."""
+Outcome = tuple[str, float | None]  # "pause", "later" (cut off there) or "kept"; the turn end when kept
+
+
+async def trial(url: str, split: Split, pause_s: float) -> Outcome:
     silence = np.zeros(int(max(pause_s - split.gap_s, 0) * RATE), dtype=np.int16)
     call = await open_call(url, "chat", language=split.language)
     try:
@@ -90,21 +96,26 @@ async def trial(url: str, split: Split, pause_s: float) -> tuple[bool, float | N
         await asyncio.wait_for(call.mic.finished.wait(), duration + 15)
         assert call.mic.play_started_at is not None
         second_starts = call.mic.play_started_at + (split.head.size + silence.size) / RATE
+        speech_ends = second_starts + split.speech_end_s
         ended = call.find(is_("speech", event="end"), call.mic.play_started_at)
         if ended is None:
-            return False, None
+            return "kept", None
         if ended[0] < second_starts:
-            return True, None
-        return False, ended[0] - (second_starts + split.speech_end_s)
+            return "pause", None
+        if ended[0] < speech_ends - 0.1:  # before their last words (32 ms windows, a little slack)
+            return "later", None
+        return "kept", ended[0] - speech_ends
     finally:
         await call.close()
 
 
-def summary(rows: list[tuple[bool, float | None]]) -> str:
-    cuts = sum(cut for cut, _ in rows)
-    ends = sorted(end for cut, end in rows if end is not None)
+def summary(rows: list[Outcome]) -> str:
+    at_pause = sum(kind == "pause" for kind, _ in rows)
+    later = sum(kind == "later" for kind, _ in rows)
+    ends = sorted(end for kind, end in rows if end is not None)
     median = f"{statistics.median(ends):.2f} s" if ends else "-"
-    return f"{cuts:2d} of {len(rows)} cut off; turn end after the speech, median {median}"
+    return (f"{at_pause + later:2d} of {len(rows)} cut off ({at_pause} in the pause, {later} later); "
+            f"turn end after the speech, median {median}")  # fmt: skip
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -116,7 +127,7 @@ async def run(args: argparse.Namespace) -> int:
     for split in chosen:
         print(f"  {split.language} {split.name}: pause after {split.words!r} (gap {split.gap_s * 1000:.0f} ms)")
     servers = {"this checkout": ServerProcess(root=ROOT), "baseline": ServerProcess(root=args.baseline.resolve())}
-    results: dict[str, dict[float, list[tuple[bool, float | None]]]] = {name: {} for name in servers}
+    results: dict[str, dict[float, list[Outcome]]] = {name: {} for name in servers}
     load_before = os.getloadavg()
     try:
         for server in servers.values():
@@ -128,8 +139,8 @@ async def run(args: argparse.Namespace) -> int:
                 for name, server in servers.items():  # in turn: both see the same load
                     row = await trial(server.url, split, pause_s)
                     results[name].setdefault(pause_s, []).append(row)
-                    print(f"  {pause_s:.1f} s {split.language} {split.name[:30]:30s} {name:14s} "
-                          f"{'CUT' if row[0] else 'kept'} {'' if row[1] is None else f'{row[1]:.2f} s'}", flush=True)  # fmt: skip
+                    print(f"  {pause_s:.1f} s {split.language} {split.name[:30]:30s} {name:14s} {row[0]:5s} "
+                          f"{'' if row[1] is None else f'{row[1]:.2f} s'}", flush=True)  # fmt: skip
     finally:
         for server in servers.values():
             server.stop()

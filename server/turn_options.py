@@ -12,9 +12,9 @@ from server.dialogue.turn_end import Limits
 # Silence (ms) that ends a turn, per mode: interview answers have thinking pauses of 1.2 s that must not end
 # them; learners search for words; chat is quick. PARLEY_HANGOVER_MS sets one for every mode.
 HANGOVER_MS = {"interview": 1300, "language": 1200, "chat": 700}
-# With the end-of-turn model (server/dialogue/turn_end.py): the silence that ends a turn the model is sure is
+# With the end-of-turn model (server/dialogue/turn_end.py): the silence that ends a turn the model says is
 # complete, and one it says is not (or whose words trail off). People who think aloud pause for 1-2 s mid-answer.
-COMPLETE_MS = {"interview": 500, "language": 400, "chat": 300}
+COMPLETE_MS = {"interview": 800, "language": 800, "chat": 700}
 INCOMPLETE_MS = {"interview": 3000, "language": 3000, "chat": 2000}
 
 

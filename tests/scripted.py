@@ -53,11 +53,11 @@ class ScriptedModel:
 class ScriptedTurnModel:
     """The end-of-turn model's verdict, given by the test: the probability the turn is complete at every pause."""
 
-    def __init__(self, probability: float) -> None:
+    def __init__(self, probability: float | None) -> None:
         self.probability = probability
         self.asked: list[float] = []  # seconds of audio it was given, per pause
 
-    async def complete(self, audio: np.ndarray) -> float:
+    async def complete(self, audio: np.ndarray) -> float | None:
         self.asked.append(len(audio) / 16_000)
         return self.probability
 

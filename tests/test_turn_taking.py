@@ -180,17 +180,17 @@ async def test_words_that_trail_off_give_the_pause_more_time(said: str, extra_ms
 @pytest.mark.parametrize(
     ("said", "probability", "silence_ms"),
     [
-        ("So that is it.", 0.95, 300),  # sure it is complete, and the words agree: answered soon
-        ("So that is it.", 0.2, 2000),  # the voice says they are not done: a thinking pause may last 2 s
-        ("So I think that", 0.95, 2000),  # the words trail off: the same, whatever the voice says
-        ("So that is it.", 0.6, 500),  # unsure: the hang-over
+        ("So that is it.", 0.95, 800),  # complete, and the words agree: answered sooner than the 1200 ms hang-over
+        ("So that is it.", 0.2, 3000),  # the voice says they are not done: a thinking pause may last 3 s
+        ("So I think that", 0.95, 3000),  # the words trail off: the same, whatever the voice says
+        ("So that is it.", None, 1200),  # no verdict: the hang-over
     ],
 )
 async def test_the_end_of_turn_model_and_the_words_decide_how_long_a_pause_may_last(
-    said: str, probability: float, silence_ms: int
+    said: str, probability: float | None, silence_ms: int
 ):
     stt, model = AnsweredSTT(said), ScriptedTurnModel(probability)
-    call = await connected(stt, turn_model=model)  # chat, Settings(hangover_ms=500)
+    call = await connected(stt, mode="language", settings=Settings(), turn_model=model)  # the mode's own silences
     since = len(call.events)
     call.hear([SPEECH] * 10 + [QUIET] * 3)  # a pause: the model is asked and the speculative transcript starts
     await call.settle(lambda: stt.answered == 1 and len(model.asked) == 1)
@@ -198,26 +198,26 @@ async def test_the_end_of_turn_model_and_the_words_decide_how_long_a_pause_may_l
     while "speech:end" not in call.kinds(since):
         call.hear([QUIET])
         quiet += 1
-    assert quiet == silence_ms // WINDOW_MS + 1
+    assert quiet == -(-silence_ms // WINDOW_MS)  # the windows that make up that much silence
     assert model.asked == [pytest.approx((10 + 3) * WINDOW_MS / 1000)]  # the speech and the pause so far
     await call.close()
 
 
 async def test_a_verdict_on_a_pause_the_person_has_resumed_from_is_ignored():
-    stt, model = AnsweredSTT("So that is it."), ScriptedTurnModel(0.95)
-    call = await connected(stt, turn_model=model)
+    stt, model = AnsweredSTT("So that is it."), ScriptedTurnModel(0.2)
+    call = await connected(stt, turn_model=model)  # chat, Settings(hangover_ms=500)
     since = len(call.events)
     call.hear([SPEECH] * 10 + [QUIET] * 3)
-    call.hear([SPEECH] * 5)  # they go on before the verdict is in
+    call.hear([SPEECH] * 5)  # they go on before the verdict ("not done": 2 s) is in
     await call.settle(lambda: len(model.asked) == 1)
-    model.probability = 0.6  # the next pause's verdict: unsure
+    model.probability = None  # no verdict on the next pause
     call.hear([QUIET] * 3)
     await call.settle(lambda: len(model.asked) == 2)
     quiet = 3
     while "speech:end" not in call.kinds(since):
         call.hear([QUIET])
         quiet += 1
-    assert quiet == 500 // WINDOW_MS + 1  # the hang-over, not the first pause's "sure, complete"
+    assert quiet == 500 // WINDOW_MS + 1  # the hang-over, not the first pause's 2 s
     await call.close()
 
 

@@ -132,9 +132,14 @@ class Responder:
     async def _speak_fixed(self, handle: ReplyHandle, text: str, warm: bool = True) -> None:
         reply = Reply(self._track, self.providers.tts, self._style())
         handle.take_clock()  # greetings and apologies have no turn metrics
+        if warm:
+            # The chat model reads the system prompt (seconds, on a cold cache: the first call after start-up, or
+            # after another call's conversation) while the greeting is said, not after it, when the person may
+            # already be talking.
+            self._spawn(self.providers.llm.warm(self.conversation.messages()))
         await self._run_reply(handle, reply, lambda: reply.say(text))
         if warm and self.interview is not None:  # (other modes warm after every reply: _run_reply)
-            # Evaluate the prompt now, while the person listens, so their first turn starts warm.
+            # The greeting is part of the prompt now: read it too, while the person listens.
             self._spawn(self.providers.llm.warm(self.conversation.messages()))
 
     async def answer(self, handle: ReplyHandle, audio: np.ndarray | None, text: str | None) -> None:

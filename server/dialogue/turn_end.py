@@ -9,9 +9,12 @@ keeps people who have finished waiting. At each pause two verdicts arrive while 
 
 The silence that ends the turn is then:
 
-- ``complete_ms`` (a few hundred ms) when the model is sure the turn is complete and the words do not trail off;
-- ``incomplete_ms`` (seconds, per mode) when the model says it is not complete, or the words trail off;
-- the mode's hang-over otherwise (no verdict yet, or an unsure one).
+- ``incomplete_ms`` (seconds, per mode) when the model says the turn is not complete, or the words trail off;
+- ``complete_ms`` when the model says it is complete (and the words, if they are in yet, do not trail off). It is
+  no shorter than the gaps inside a sentence that a person does not mean as a pause (up to ~500 ms in read
+  speech: bench.pauses found a 300 ms limit cutting people off there), and no longer than the reply takes to be
+  ready (over 1 s on the embedded models), so ending sooner would gain nothing;
+- the mode's hang-over before the model's verdict is in.
 
 Without a model (``PARLEY_TURN_MODEL=off``) only the words count, as before: words that trail off give the
 hang-over ``unfinished_extra_ms`` more.
@@ -23,7 +26,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 COMPLETE = 0.5  # the model's probability at or above which the turn is complete (its training threshold)
-SURE = 0.8  # ... and at or above which it is sure enough to end the turn early
 
 
 class Silence(Protocol):
@@ -70,7 +72,7 @@ class TurnEnd:
             return limits.hangover + (limits.unfinished_extra if unfinished else 0)
         if unfinished or (probability is not None and probability < COMPLETE):
             return max(limits.incomplete, limits.hangover)
-        if probability is not None and probability >= SURE and unfinished is False:
+        if probability is not None:
             return min(limits.complete, limits.hangover)
         return limits.hangover
 
