@@ -36,6 +36,9 @@ class TurnOptions:
     # Without the end-of-turn model: words that trail off ("... because") give the current silence this much more
     # (server/dialogue/unfinished.py).
     unfinished_extra_ms: int = 1000
+    # A person who starts talking again within this long of the bot's reply becoming audible (or before it is) is
+    # taking up their own turn, not interrupting an answer: the two parts are one turn, answered once.
+    continuation_s: float = 2.0
     # Audio kept from before the speech onset (320 ms): Whisper needs the first phoneme.
     preroll_windows: int = 10
     max_utterance_windows: int = 30 * VAD_RATE // WINDOW  # Whisper reads 30 s at most

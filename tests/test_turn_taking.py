@@ -5,6 +5,7 @@ Real calls over aiortc are in test_call.py and test_barge_in.py."""
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from collections.abc import Callable
 
 import numpy as np
@@ -306,3 +307,51 @@ async def test_an_ended_call_lets_go_of_the_persons_audio_and_words_at_once():
     turn_taker, track = call.call.turn_taker, call.call.track
     assert turn_taker._utterance is None and not turn_taker._preroll and turn_taker._current is None
     assert track._opus is None and not track.busy and track.on_segment_start is None
+
+
+async def taken_up(continuation_s: float, mode: str = "chat") -> tuple[ScriptedCall, FakeSTT, FakeLLM, int]:
+    """A spoken turn answered with a long reply, then the person talking again half a second into it."""
+    stt = FakeSTT("I would use a cache", "I would use a cache and then shard it")
+    llm = FakeLLM(LONG_REPLY, "Sharding works.", "Sharding works.")
+    call = await connected(stt, llm, mode)
+    call.call.turn_taker._options = replace(call.call.turn_taker._options, continuation_s=continuation_s)
+    since = len(call.events)
+    call.hear([SPEECH] * 20 + [QUIET] * HANGOVER_WINDOWS)
+    await call.play_until(lambda: "state:speaking" in call.kinds(since))
+    for _ in range(25):
+        call.frame()
+    call.hear([SPEECH] * 15 + [QUIET] * HANGOVER_WINDOWS)  # they go on: "... and then shard it"
+    await call.play_until(lambda: call.kinds(since).count("metrics") == 2 and listening(call, since)())
+    return call, stt, llm, since
+
+
+async def test_a_person_who_goes_on_just_after_the_bot_began_is_heard_and_answered_once():
+    call, stt, llm, since = await taken_up(continuation_s=2.0)
+    users = [e for e in call.events[since:] if e["type"] == "transcript" and e["role"] == "user"]
+    assert [u["text"] for u in users] == ["I would use a cache", "I would use a cache and then shard it"]
+    assert users[1]["continues"] is True and "continues" not in users[0]
+    assert stt.calls[-1][0] > (20 + 15) * WINDOW_MS / 1000  # Whisper heard both parts at once
+    # The model is asked once about the whole: no trace of the first half or of the reply cut in it.
+    assert [m["content"] for m in llm.requests[-1] if m["role"] == "user"] == ["I would use a cache and then shard it"]
+    assert not any(LONG_REPLY[:30] in m["content"] for m in llm.requests[-1])
+    assert call.counter("parley_continued_turns_total") == 1
+    await call.close()
+
+
+async def test_a_person_who_talks_over_an_answer_they_have_heard_for_a_while_interrupts_it():
+    call, stt, llm, since = await taken_up(continuation_s=0.0)
+    users = [e for e in call.events[since:] if e["type"] == "transcript" and e["role"] == "user"]
+    assert len(users) == 2 and not any(u.get("continues") for u in users)
+    roles = [m["role"] for m in llm.requests[-1]][-3:]
+    assert roles == ["user", "assistant", "user"]  # the first turn, what was heard of its reply, the new turn
+    assert LONG_REPLY.startswith(llm.requests[-1][-2]["content"])
+    assert call.counter("parley_continued_turns_total") == 0
+    await call.close()
+
+
+async def test_an_interview_answer_taken_up_again_is_judged_once_as_a_whole():
+    call, _stt, _llm, _since = await taken_up(continuation_s=2.0, mode="interview")
+    interview = call.call.responder.interview
+    assert interview is not None
+    assert len(interview.records) == 1 and len(interview.asked) == 2  # one answer judged, the next question asked
+    await call.close()

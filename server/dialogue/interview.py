@@ -185,6 +185,8 @@ class Plan:
     closing: str = ""  # said last: the next question with its lead-in, the repeated question, or DONE
     facts: str = ""  # for the model, when it phrases feedback
     model_sentences: int = 0  # feedback sentences the model wrote that were kept (the bench counts them)
+    # The interview before commit() (question, records kept, level, asked), for undo().
+    before: tuple[Question | None, int, str, set[str]] | None = None
 
     def messages(self) -> list[ChatMessage]:
         return [*self.interview.prompt(), {"role": "user", "content": self.facts}]
@@ -223,7 +225,17 @@ class Plan:
             yield self.closing
 
     def commit(self) -> None:
-        self.interview._apply(self)
+        interview = self.interview
+        self.before = (interview.current, len(interview.records), interview.level, set(interview.asked))
+        interview._apply(self)
+
+    def undo(self) -> None:
+        """The person took the turn up again: the interview is as it was before this plan was committed."""
+        if self.before is None:
+            return
+        interview = self.interview
+        interview.current, kept, interview.level, interview.asked = self.before
+        del interview.records[kept:]
 
 
 class Interview:

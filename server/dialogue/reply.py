@@ -80,9 +80,12 @@ class ReplyHandle:
         clock: TurnClock | None = None,
         speculative: bool = False,
         on_words: Callable[[bool], None] | None = None,
+        continues: bool = False,
     ) -> None:
         self.clock = clock
         self.speculative = speculative
+        self.continues = continues  # the person's words take up the turn before: its reply is forgotten
+        self.audible_since: float | None = None  # monotonic time its first sound was played
         self._turn_over = asyncio.Event()
         if not speculative:
             self._turn_over.set()

@@ -86,6 +86,8 @@ class TurnTaker:
                 hooks.transcribe, hooks.prefill, hooks.spawn, every_s=every_s, min_words=min_words
             )
         self._speculation: ReplyHandle | None = None  # started at a pause, waiting for the turn to end
+        self._last_turn: tuple[list[np.ndarray], ReplyHandle] | None = None  # its speech, and its reply
+        self._continuing = False  # the utterance takes up the turn before it (its speech comes first)
         self._current: ReplyHandle | None = None  # the reply started last
 
     # -- hearing --------------------------------------------------------------------------------------------
@@ -114,7 +116,9 @@ class TurnTaker:
         if kind in (VadEventKind.START, VadEventKind.RESUME):
             self._hooks.person_active()
         if kind is VadEventKind.START:
-            self._utterance = deque(self._preroll, maxlen=self._options.max_utterance_windows)
+            earlier = self._taken_up()
+            self._continuing = bool(earlier)
+            self._utterance = deque([*earlier, *self._preroll], maxlen=self._options.max_utterance_windows)
             self._preroll.clear()
             if self._ahead is not None:
                 self._ahead.reset()
@@ -133,22 +137,45 @@ class TurnTaker:
             self._metrics.speculations_dropped.inc()
         elif kind is VadEventKind.END and self._utterance is not None:
             speculation = self._speculation or self._speculate(event)  # a hang-over shorter than a pause
-            self._utterance, self._speculation = None, None
+            self._last_turn = (self._speech(event), speculation)
+            self._utterance, self._speculation, self._continuing = None, None, False
             self._hooks.send(Speech(type="speech", event="end"))
             speculation.confirm()
             if speculation.running:  # done already: transcription found no words
                 self._hooks.send(StateChange(type="state", state="thinking"))
 
-    def _speculate(self, event: VadEvent) -> ReplyHandle:
-        """Starts the reply to the utterance so far; it is heard only once ``confirm()``-ed."""
+    def _speech(self, event: VadEvent) -> list[np.ndarray]:
+        """The utterance up to the silence that ``event`` (a pause or the end) is in, and one quiet window."""
         assert self._utterance is not None
         windows = list(self._utterance)
-        quiet = max(1, (event.window_ms + WINDOW_MS - event.at_ms) // WINDOW_MS)
-        speech = windows[: len(windows) - quiet + 1]  # Whisper gets the speech and one quiet window
-        clock = TurnClock(ended_at=time.monotonic() - quiet * WINDOW_MS / 1000)
+        return windows[: len(windows) - self._quiet_windows(event) + 1]
+
+    @staticmethod
+    def _quiet_windows(event: VadEvent) -> int:
+        return max(1, (event.window_ms + WINDOW_MS - event.at_ms) // WINDOW_MS)
+
+    def _speculate(self, event: VadEvent) -> ReplyHandle:
+        """Starts the reply to the utterance so far; it is heard only once ``confirm()``-ed."""
+        speech = self._speech(event)  # Whisper gets the speech and one quiet window
+        clock = TurnClock(ended_at=time.monotonic() - self._quiet_windows(event) * WINDOW_MS / 1000)
         turn_end = self._turn_end
-        handle = ReplyHandle(clock, speculative=True, on_words=turn_end.words_say if turn_end else None)
+        on_words = turn_end.words_say if turn_end else None
+        handle = ReplyHandle(clock, speculative=True, on_words=on_words, continues=self._continuing)
         return self.start(handle, self._hooks.answer(handle, np.concatenate(speech), None))
+
+    def _taken_up(self) -> list[np.ndarray]:
+        """The speech of the last turn when the person is taking it up again (their reply is being prepared, or
+        audible for less than ``continuation_s``): the new utterance begins with it. Empty otherwise."""
+        last, self._last_turn = self._last_turn, None
+        if last is None:
+            return []
+        speech, handle = last
+        if handle is not self._current or not handle.running:
+            return []  # the bot has answered it, or something else has been said since
+        since = handle.audible_since
+        if since is not None and time.monotonic() - since > self._options.continuation_s:
+            return []  # the person is interrupting an answer they have been hearing
+        return speech
 
     async def _judge_pause(self, turn_end: TurnEnd, audio: np.ndarray) -> None:
         """The end-of-turn model's verdict on the turn so far, for the pause it was asked about."""
@@ -159,7 +186,7 @@ class TurnTaker:
     def close(self) -> None:
         """The call has ended (its tasks are cancelled): the person's audio and the replies go now."""
         self._preroll.clear()
-        self._utterance = self._speculation = self._current = self._ahead = self._turn_end = None
+        self._utterance = self._speculation = self._current = self._ahead = self._turn_end = self._last_turn = None
 
     def set_mode(self, mode: str) -> None:
         """A new mode's silences."""
