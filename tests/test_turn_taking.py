@@ -5,8 +5,8 @@ Real calls over aiortc are in test_call.py and test_barge_in.py."""
 from __future__ import annotations
 
 import inspect
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
