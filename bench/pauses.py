@@ -2,8 +2,9 @@
 another checkout (today's main), on recorded speech in several languages.
 
     .venv/bin/python -m bench.pauses --baseline ../main [--languages en,es,de] [--clips 4] [--pauses 0.8,1.2,2]
+        [--mode chat|language|interview]
 
-Each trial is a fresh chat call in the clip's language. The clip is split at a natural dip, the widest gap
+Each trial is a fresh call (chat by default) in the clip's language. The clip is split at a natural dip, the widest gap
 between two words in the middle of the sentence (Whisper's word timings, embedded model), and the pause is
 inserted there, so the voice stops where a person would stop to think. A trial is *cut off* when the server's
 ``speech end`` came before the person had finished: in the inserted pause, or at a pause of their own later on
@@ -87,9 +88,9 @@ def splits(audio_dir: Path, languages: list[str], per_language: int) -> list[Spl
 Outcome = tuple[str, float | None]  # "pause", "later" (cut off there) or "kept"; the turn end when kept
 
 
-async def trial(url: str, split: Split, pause_s: float) -> Outcome:
+async def trial(url: str, split: Split, pause_s: float, mode: str) -> Outcome:
     silence = np.zeros(int(max(pause_s - split.gap_s, 0) * RATE), dtype=np.int16)
-    call = await open_call(url, "chat", language=split.language)
+    call = await open_call(url, mode, language=split.language)
     try:
         call.mic.play(np.concatenate([split.head, silence, split.tail, np.zeros(5 * RATE, dtype=np.int16)]))
         duration = (split.head.size + silence.size + split.tail.size) / RATE + 5
@@ -137,14 +138,14 @@ async def run(args: argparse.Namespace) -> int:
         for pause_s in args.pauses:
             for split in chosen:
                 for name, server in servers.items():  # in turn: both see the same load
-                    row = await trial(server.url, split, pause_s)
+                    row = await trial(server.url, split, pause_s, args.mode)
                     results[name].setdefault(pause_s, []).append(row)
                     print(f"  {pause_s:.1f} s {split.language} {split.name[:30]:30s} {name:14s} {row[0]:5s} "
                           f"{'' if row[1] is None else f'{row[1]:.2f} s'}", flush=True)  # fmt: skip
     finally:
         for server in servers.values():
             server.stop()
-    print("\nPauses inside sentences (chat mode)")
+    print(f"\nPauses inside sentences ({args.mode} mode)")
     for name in servers:
         for pause_s, rows in results[name].items():
             print(f"  {name:14s} pause {pause_s:.1f} s: {summary(rows)}")
@@ -162,6 +163,7 @@ def main() -> int:
     parser.add_argument("--baseline", type=Path, required=True, help="another checkout to compare with (main)")
     parser.add_argument("--languages", type=lambda s: s.split(","), default=["en", "es", "de"])
     parser.add_argument("--clips", type=int, default=4, help="clips per language (default 4)")
+    parser.add_argument("--mode", default="chat", choices=["chat", "language", "interview"])
     parser.add_argument("--pauses", type=lambda s: [float(x) for x in s.split(",")], default=[0.8, 1.2, 2.0])
     return asyncio.run(run(parser.parse_args()))
 

@@ -10,6 +10,7 @@ drives it with scripted speech probabilities and fake providers).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from server.audio.hearing import Hearing
-from server.audio.inbound import WINDOW
+from server.audio.inbound import VAD_RATE, WINDOW
 from server.audio.vad import WINDOW_MS, VadEvent, VadEventKind, VadState
 from server.dialogue.ahead import ListeningAhead
 from server.dialogue.reply import ReplyHandle, TurnClock
@@ -26,6 +27,8 @@ from server.dialogue.turn_end import TurnEnd
 from server.metrics import Metrics
 from server.protocol import ServerEvent, Speech, StateChange
 from server.turn_options import TurnOptions
+
+logger = logging.getLogger(__name__)
 
 
 class TurnHooks(Protocol):
@@ -181,6 +184,7 @@ class TurnTaker:
         """The end-of-turn model's verdict on the turn so far, for the pause it was asked about."""
         probability = await self._hooks.turn_complete(audio)
         if probability is not None:
+            logger.debug("pause after %.1f s of turn: complete %.2f", len(audio) / VAD_RATE, probability)
             turn_end.model_says(probability)
 
     def close(self) -> None:
