@@ -12,10 +12,11 @@ from server.dialogue.turn_end import Limits
 # Silence (ms) that ends a turn, per mode: interview answers have thinking pauses of 1.2 s that must not end
 # them; learners search for words; chat is quick. PARLEY_HANGOVER_MS sets one for every mode.
 HANGOVER_MS = {"interview": 1300, "language": 1200, "chat": 700}
-# With the end-of-turn model (server/dialogue/turn_end.py): the silence that ends a turn the model says is
-# complete, and one it says is not (or whose words trail off). People who think aloud pause for 1-2 s mid-answer.
-COMPLETE_MS = {"interview": 800, "language": 800, "chat": 700}
-INCOMPLETE_MS = {"interview": 3000, "language": 3000, "chat": 2000}
+# With the end-of-turn model (server/dialogue/turn_end.py): the silence that ends a turn the model says is not
+# complete (or whose words trail off). People who think aloud pause for 1-2 s mid-answer. A turn the model says
+# is complete ends after the hang-over, or PARLEY_TURN_COMPLETE_MS: on read speech the model called 12 of 16
+# mid-sentence pauses complete (bench/README.md), so by default its "complete" does not shorten the wait.
+INCOMPLETE_MS = {"interview": 3000, "language": 3000, "chat": 2500}
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class TurnOptions:
     start_windows: int = 3  # consecutive 32 ms speech windows that confirm speech while the bot is quiet
     pause_ms: int = 96  # a silence this long is a pause (dips between words are shorter): speculation starts
     hangover_ms: dict[str, int] = field(default_factory=lambda: dict(HANGOVER_MS))  # per mode
-    complete_ms: dict[str, int] = field(default_factory=lambda: dict(COMPLETE_MS))  # per mode
+    complete_ms: dict[str, int] = field(default_factory=lambda: dict(HANGOVER_MS))  # per mode
     incomplete_ms: dict[str, int] = field(default_factory=lambda: dict(INCOMPLETE_MS))  # per mode
     # Barge-in (server/audio/hearing.py): while the bot speaks, its audio is held at the first speech window,
     # and this many windows confirm a person talking (laughter and coughs are shorter).
@@ -57,11 +58,13 @@ class TurnOptions:
         hangover = dict(HANGOVER_MS)
         if settings.hangover_ms:
             hangover = dict.fromkeys(hangover, settings.hangover_ms)
+        complete = dict.fromkeys(hangover, settings.turn_complete_ms) if settings.turn_complete_ms else hangover
         return cls(
             vad_threshold=settings.vad_threshold,
             start_windows=settings.vad_start_windows,
             barge_in_windows=max(settings.barge_in_windows, settings.vad_start_windows),
             hangover_ms=hangover,
+            complete_ms=complete,
             listen_ahead=listen_ahead,
         )
 

@@ -179,19 +179,21 @@ async def test_words_that_trail_off_give_the_pause_more_time(said: str, extra_ms
 
 
 @pytest.mark.parametrize(
-    ("said", "probability", "silence_ms"),
+    ("said", "probability", "silence_ms", "complete_ms"),
     [
-        ("So that is it.", 0.95, 800),  # complete, and the words agree: answered sooner than the 1200 ms hang-over
-        ("So that is it.", 0.2, 3000),  # the voice says they are not done: a thinking pause may last 3 s
-        ("So I think that", 0.95, 3000),  # the words trail off: the same, whatever the voice says
-        ("So that is it.", None, 1200),  # no verdict: the hang-over
+        ("So that is it.", 0.95, 1200, None),  # complete, and the words agree: the hang-over, no sooner
+        ("So that is it.", 0.95, 600, 600),  # ... or PARLEY_TURN_COMPLETE_MS where the operator trusts the model
+        ("So that is it.", 0.2, 3000, None),  # the voice says they are not done: a thinking pause may last 3 s
+        ("So I think that", 0.95, 3000, 600),  # the words trail off: the same, whatever the voice says
+        ("So that is it.", None, 1200, 600),  # no verdict: the hang-over
     ],
 )
 async def test_the_end_of_turn_model_and_the_words_decide_how_long_a_pause_may_last(
-    said: str, probability: float | None, silence_ms: int
+    said: str, probability: float | None, silence_ms: int, complete_ms: int | None
 ):
     stt, model = AnsweredSTT(said), ScriptedTurnModel(probability)
-    call = await connected(stt, mode="language", settings=Settings(), turn_model=model)  # the mode's own silences
+    settings = Settings(turn_complete_ms=complete_ms)  # no PARLEY_HANGOVER_MS: language practice waits 1200 ms
+    call = await connected(stt, mode="language", settings=settings, turn_model=model)
     since = len(call.events)
     call.hear([SPEECH] * 10 + [QUIET] * 3)  # a pause: the model is asked and the speculative transcript starts
     await call.settle(lambda: stt.answered == 1 and len(model.asked) == 1)

@@ -10,10 +10,10 @@ keeps people who have finished waiting. At each pause two verdicts arrive while 
 The silence that ends the turn is then:
 
 - ``incomplete_ms`` (seconds, per mode) when the model says the turn is not complete, or the words trail off;
-- ``complete_ms`` when the model says it is complete (and the words, if they are in yet, do not trail off). It is
-  no shorter than the gaps inside a sentence that a person does not mean as a pause (up to ~500 ms in read
-  speech: bench.pauses found a 300 ms limit cutting people off there), and no longer than the reply takes to be
-  ready (over 1 s on the embedded models), so ending sooner would gain nothing;
+- ``complete_ms`` when the model says it is complete (and the words, if they are in yet, do not trail off): by
+  default the mode's hang-over. On read speech the model calls most pauses at a natural dip inside a sentence
+  complete (12 of 16 in bench/README.md), so trusting it to end turns sooner would cut people off; its "not
+  complete" is what helps. ``PARLEY_TURN_COMPLETE_MS`` sets a shorter wait for operators whose callers it suits;
 - the mode's hang-over before the model's verdict is in.
 
 Without a model (``PARLEY_TURN_MODEL=off``) only the words count, as before: words that trail off give the
