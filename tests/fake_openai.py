@@ -19,7 +19,7 @@ PCM_RATE = 24_000
 class Faults:
     statuses: list[int] = field(default_factory=list)  # answered (then removed) before any real answer
     delay_s: float = 0.0  # before answering
-    cut_after_bytes: int | None = None  # speech: stop the stream here, mid-answer
+    cut_after_bytes: int | None = None  # speech (chat: about 40 per word): stop the stream here, mid-answer
     models: tuple[str, ...] = ("whisper-1", "gpt-4o-mini", "gpt-4o-mini-tts")
 
 
@@ -108,7 +108,10 @@ class FakeOpenAI:
         self.seen.chats.append(body)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        for word in self.reply.split(" "):
+        for n, word in enumerate(self.reply.split(" ")):
+            if self.faults.cut_after_bytes is not None and n * 40 >= self.faults.cut_after_bytes:
+                request.transport.close()  # type: ignore[union-attr]  # the replica died mid-reply
+                return response
             chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
                      "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}  # fmt: skip
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())

@@ -99,6 +99,16 @@ async def test_a_cut_off_speech_stream_is_an_error_and_not_retried(fake):
     assert got > 0 and fake.seen.requests.count("/v1/audio/speech") == 1  # audio had started: no retry
 
 
+async def test_a_cut_off_chat_stream_is_a_provider_error_and_not_retried(fake):
+    fake.faults.cut_after_bytes = 80  # two words, then the connection drops (a replica killed mid-reply)
+    chat = OpenAIChat(endpoint(fake, "gpt-4o-mini"))
+    got = []
+    with pytest.raises(ProviderError, match="the language model: the reply was cut off"):
+        async for delta in chat.stream([{"role": "user", "content": "hi"}], temperature=0.5, max_tokens=50):
+            got.append(delta)
+    assert got and fake.seen.requests.count("/v1/chat/completions") == 1  # words had arrived: no retry
+
+
 def remote_settings(fake: FakeOpenAI, key: str = KEY, **overrides) -> Settings:
     """Every stage on ``fake``, each with ``key`` as its own (OPENAI_API_KEY does not go to a third party's URL)."""
     values: dict[str, object] = {f"{stage}_base_url": fake.base_url for stage in ("stt", "llm", "tts")}

@@ -15,6 +15,7 @@ import wave
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 
+import httpx
 import numpy as np
 import openai
 from openai import AsyncOpenAI
@@ -117,6 +118,10 @@ class OpenAIChat:
         except openai.OpenAIError as exc:
             logger.warning("chat failed: %s", type(exc).__name__)
             raise ProviderError(describe_error("the language model", exc), "llm") from exc
+        except httpx.TransportError as exc:  # the SDK does not wrap errors while a stream is read: a replica that
+            # died mid-reply (docs/deployment.md, "The inference tier"); the turn ends with an apology
+            logger.warning("chat stream broke: %s", type(exc).__name__)
+            raise ProviderError("the language model: the reply was cut off", "llm") from exc
 
     async def warm(self, messages: Sequence[ChatMessage]) -> None:
         return None  # a remote server keeps its own caches
