@@ -27,6 +27,7 @@ from server.audio.turn_model import TurnModel
 from server.audio.vad import SileroModel
 from server.config import Settings
 from server.dialogue.ahead import listens_ahead
+from server.dialogue.backchannel import is_backchannel
 from server.dialogue.reply import ReplyHandle
 from server.dialogue.responder import Responder
 from server.dialogue.turn_taking import TurnTaker
@@ -140,6 +141,15 @@ class Call:
 
     def clear_output(self) -> None:
         self.track.clear()
+
+    def hold_output(self) -> None:
+        self.track.hold()
+
+    def release_output(self) -> None:
+        self.track.release()
+
+    def backchannel(self, text: str) -> bool:
+        return is_backchannel(text, self.responder.language)
 
     def person_active(self) -> None:
         self.last_activity = time.monotonic()

@@ -40,6 +40,9 @@ class TurnOptions:
     # A person who starts talking again within this long of the bot's reply becoming audible (or before it is) is
     # taking up their own turn, not interrupting an answer: the two parts are one turn, answered once.
     continuation_s: float = 2.0
+    # Speech over the bot is held and transcribed before it cuts the reply: "mm-hm", "yeah", a laugh let the bot go
+    # on (server/dialogue/backchannel.py). Speech longer than this is a person taking the floor, whatever it says.
+    backchannel_max_ms: int = 1000
     # Audio kept from before the speech onset (320 ms): Whisper needs the first phoneme.
     preroll_windows: int = 10
     max_utterance_windows: int = 30 * VAD_RATE // WINDOW  # Whisper reads 30 s at most

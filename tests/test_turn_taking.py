@@ -123,6 +123,10 @@ async def test_the_bot_is_held_at_the_first_speech_window_and_stopped_when_speec
     assert call.call.track.held and "speech:start" not in call.kinds(since)
     call.hear([SPEECH])  # the eighth window: a person, talking over the bot
     assert call.kinds(since)[:1] == ["speech:start"]
+    # Still held, not yet cut: a backchannel ("mm-hm") would let the bot go on. At the pause their words are
+    # transcribed: "wait, I know this one" takes the floor.
+    assert call.call.track.held and not np.abs(call.frame()).any() and "interrupted" not in call.kinds(since)
+    call.hear([QUIET] * 4)
     await call.settle(lambda: "transcript:assistant" in call.kinds(since))
     interrupted = next(e for e in call.events[since:] if e["type"] == "interrupted")
     said = next(e for e in call.events[since:] if e["type"] == "transcript" and e["role"] == "assistant")
@@ -356,4 +360,36 @@ async def test_an_interview_answer_taken_up_again_is_judged_once_as_a_whole():
     interview = call.call.responder.interview
     assert interview is not None
     assert len(interview.records) == 1 and len(interview.asked) == 2  # one answer judged, the next question asked
+    await call.close()
+
+
+@pytest.mark.parametrize("heard", ["Mm-hm.", "Yeah, right.", "", "(laughs)"])
+async def test_a_backchannel_or_a_laugh_over_the_bot_lets_it_go_on_from_where_it_held(heard: str):
+    llm = FakeLLM(LONG_REPLY)
+    call = await connected(FakeSTT(heard), llm)
+    since = len(call.events)
+    call.call._on_message('{"type": "text", "text": "tell me about threads"}')
+    await call.play_until(lambda: "state:speaking" in call.kinds(since))
+    for _ in range(25):
+        call.frame()
+    call.hear([SPEECH] * 10 + [QUIET] * 4)  # 320 ms of "mm-hm", then quiet
+    assert call.call.track.held
+    await call.settle(lambda: "speech:end" in call.kinds(since))
+    assert not call.call.track.held and np.abs(call.frame()).any()  # the bot goes on, from the same word
+    await call.play_until(lambda: "transcript:assistant" in call.kinds(since))
+    said = next(e for e in call.events[since:] if e["type"] == "transcript" and e["role"] == "assistant")
+    assert said["interrupted"] is False and said["text"] == LONG_REPLY
+    assert "interrupted" not in call.kinds(since) and call.kinds(since).count("transcript:user") == 1  # typed
+    assert call.counter("parley_backchannels_total") == 1 and call.counter("parley_barge_ins_total") == 0
+    await call.close()
+
+
+async def test_talking_over_the_bot_for_over_a_second_takes_the_floor_whatever_the_words():
+    call = await connected(FakeSTT("yeah"), FakeLLM(LONG_REPLY, "Go ahead."))
+    since = len(call.events)
+    call.call._on_message('{"type": "text", "text": "tell me about threads"}')
+    await call.play_until(lambda: "state:speaking" in call.kinds(since))
+    call.hear([SPEECH] * 40)  # 1.3 s and still talking
+    await call.settle(lambda: "interrupted" in call.kinds(since))
+    assert call.counter("parley_barge_ins_total") == 1
     await call.close()

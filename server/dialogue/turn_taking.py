@@ -14,6 +14,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,6 +32,20 @@ from server.turn_options import TurnOptions
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class Overlap:
+    """Speech over the bot's reply, held while its words are transcribed: a backchannel, or a barge-in."""
+
+    onset_ms: int
+    earlier_windows: int  # windows of the turn it may take up, at the start of the utterance
+    earlier: list[np.ndarray]
+    reply: ReplyHandle | None  # the reply it is over
+    paused: VadEvent | None = None  # the last pause in it
+    ended: VadEvent | None = None  # the end of the turn, waiting for the verdict
+    judging: bool = False
+    resumed: int = 0  # times the person went on after a pause (a verdict on fewer words is stale)
+
+
 class TurnHooks(Protocol):
     """What the turn-taker asks of its call."""
 
@@ -42,6 +57,15 @@ class TurnHooks(Protocol):
 
     def clear_output(self) -> None:
         """Drops the bot's queued audio now (a barge-in)."""
+
+    def hold_output(self) -> None:
+        """Silences the bot's audio from the next frame, keeping what is queued (speech over it, undecided)."""
+
+    def release_output(self) -> None:
+        """The bot's held audio goes on from where it stopped."""
+
+    def backchannel(self, text: str) -> bool:
+        """Whether ``text``, heard over the bot, lets it go on ("mm-hm", "yeah", a laugh)."""
 
     def person_active(self) -> None:
         """The person started or resumed speaking (the call's idle timer starts over)."""
@@ -91,6 +115,7 @@ class TurnTaker:
         self._speculation: ReplyHandle | None = None  # started at a pause, waiting for the turn to end
         self._last_turn: tuple[list[np.ndarray], ReplyHandle] | None = None  # its speech, and its reply
         self._continuing = False  # the utterance takes up the turn before it (its speech comes first)
+        self._overlap: Overlap | None = None  # speech over the bot, not yet known to be a barge-in
         self._current: ReplyHandle | None = None  # the reply started last
 
     # -- hearing --------------------------------------------------------------------------------------------
@@ -101,6 +126,10 @@ class TurnTaker:
         utterance = self._utterance
         if utterance is not None:
             utterance.append(window)
+            overlap = self._overlap
+            long_ms = self._options.backchannel_max_ms
+            if overlap is not None and self._hearing.detector.now_ms - overlap.onset_ms > long_ms:
+                self._taking_floor(overlap)  # too long for "mm-hm": a person talking
             speaking = self._hearing.detector.state is VadState.SPEAKING
             if self._ahead is not None and self._hooks.reads_ahead and speaking:
                 self._ahead.heard(len(utterance) * WINDOW, lambda: np.concatenate(utterance))
@@ -126,18 +155,33 @@ class TurnTaker:
             if self._ahead is not None:
                 self._ahead.reset()
             self._hooks.send(Speech(type="speech", event="start"))
-            self.barge_in()
+            if self._bot_audible():
+                # Over the bot: held (Hearing releases the hold on START), not cut until the words say it is
+                # not a backchannel.
+                self._overlap = Overlap(event.at_ms, len(earlier), earlier, self._current)
+                self._hooks.hold_output()
+            else:
+                self.barge_in()
         elif kind is VadEventKind.PAUSE and self._utterance is not None:
             self._turn_end = TurnEnd(self._hearing.detector, self._limits, self._has_turn_model)
             if self._has_turn_model:
                 self._hooks.spawn(self._judge_pause(self._turn_end, np.concatenate(self._utterance)))
-            if self._options.speculate:
+            if self._overlap is not None:
+                self._overlap.paused = event
+                self._judge_overlap(self._overlap)
+            elif self._options.speculate:
                 # Start on the reply now, while the silence runs; it is dropped if the person goes on.
                 self._speculation = self._speculate(event)
+        elif kind is VadEventKind.RESUME and self._overlap is not None:
+            self._overlap.resumed += 1
+            self._overlap.judging = False
         elif kind is VadEventKind.RESUME and self._speculation is not None:
             self._speculation.cancel()
             self._speculation = None
             self._metrics.speculations_dropped.inc()
+        elif kind is VadEventKind.END and self._overlap is not None:
+            self._overlap.ended = event  # the turn ends once the overlap's words say what it was
+            self._judge_overlap(self._overlap)
         elif kind is VadEventKind.END and self._utterance is not None:
             speculation = self._speculation or self._speculate(event)  # a hang-over shorter than a pause
             self._last_turn = (self._speech(event), speculation)
@@ -232,6 +276,55 @@ class TurnTaker:
         self._metrics.live_replies.add(handle)  # weakly: /metrics shows replies that outlive their call
         self._current = handle
         return handle
+
+    # -- speech over the bot: a backchannel, or a barge-in ------------------------------------------------------
+    def _bot_audible(self) -> bool:
+        current = self._current
+        return current is not None and current.running and current.audible_since is not None
+
+    def _judge_overlap(self, overlap: Overlap) -> None:
+        """Transcribes the speech over the bot (once per pause), then resumes the bot or barges in."""
+        if overlap.judging or self._utterance is None:
+            return
+        overlap.judging = True
+        speech = list(self._utterance)[overlap.earlier_windows :]
+        asked = overlap.resumed
+
+        async def judge() -> None:
+            text = await self._hooks.transcribe(np.concatenate(speech))
+            if overlap is not self._overlap or overlap.resumed != asked:
+                return  # decided meanwhile (it went on too long), or they went on: the next pause judges again
+            if self._hooks.backchannel(text):
+                self._let_bot_go_on(overlap)
+            else:
+                self._taking_floor(overlap)
+
+        self._hooks.spawn(judge())
+
+    def _let_bot_go_on(self, overlap: Overlap) -> None:
+        """A backchannel: the bot goes on from where it held, and what was said is not a turn."""
+        self._overlap = None
+        self._metrics.backchannels.inc()
+        if overlap.earlier and overlap.reply is not None:  # the turn before may still be taken up
+            self._last_turn = (overlap.earlier, overlap.reply)
+        self._utterance, self._continuing = None, False
+        if self._turn_end is not None:
+            self._turn_end.over()
+            self._turn_end = None
+        self._hearing.detector.limit_silence(0)  # their "mm-hm" is over: the next speech is a new onset
+        self._hooks.send(Speech(type="speech", event="end"))
+        self._hooks.release_output()
+
+    def _taking_floor(self, overlap: Overlap) -> None:
+        """Not a backchannel: the barge-in, late (the bot has been silent since the first window), then the turn
+        goes on as if it had been one from the start."""
+        self._overlap = None
+        self.barge_in()
+        if overlap.ended is not None:
+            self.on_vad(overlap.ended)
+        elif overlap.paused is not None and self._options.speculate:
+            if self._hearing.detector.state is VadState.STOPPING:  # still in the pause that was judged
+                self._speculation = self._speculate(overlap.paused)
 
     # -- barge-in -------------------------------------------------------------------------------------------
     def barge_in(self) -> bool:
