@@ -27,7 +27,7 @@ def is_(kind: str, **fields: Any) -> Callable[[Event], bool]:
     return lambda e: e["type"] == kind and all(e.get(k) == v for k, v in fields.items())
 
 
-async def open_call(url: str, mode: str, echo_gain: float = 0.0) -> CallClient:
+async def open_call(url: str, mode: str, echo_gain: float = 0.0, language: str = "en") -> CallClient:
     """A fresh call, returned once the bot's greeting has been played in full.
 
     This waits for the greeting's closing ``state: listening`` rather than using ``CallClient.wait_listening``
@@ -35,7 +35,7 @@ async def open_call(url: str, mode: str, echo_gain: float = 0.0) -> CallClient:
     event sent before the ``events`` channel is open is dropped, so on a loaded machine it may never come.
     """
     rtp.install()  # before the call exists, so that its first packets are timed too
-    call = CallClient(url, mode, "en")
+    call = CallClient(url, mode, language)
     call.mic.echo_gain = echo_gain  # loudspeakers without echo cancellation: from the greeting's first word
     connected = time.monotonic()
     await call.connect()

@@ -11,6 +11,7 @@ from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from server import admission, agent, ice, proxies, safe_json, sdp_guard, signalling, tokens
+from server.audio.turn_model import TurnModel
 from server.audio.vad import SileroModel
 from server.config import Settings
 from server.drain import DRAIN, Drain
@@ -37,6 +38,7 @@ class Models:
     def __init__(self) -> None:
         self.providers: Providers | None = None
         self.vad: SileroModel | None = None
+        self.turn: TurnModel | None = None  # the end-of-turn model, unless PARLEY_TURN_MODEL=off
         self.error: str | None = None
         self.loaded = asyncio.Event()
 
@@ -120,6 +122,8 @@ async def _load(models: Models, settings: Settings, factory: ProvidersFactory, v
 
             await verify_endpoints(settings)
         models.vad = await loop.run_in_executor(None, lambda: SileroModel(weights.ensure(weights.SILERO_VAD)))
+        if settings.turn_model == "on":
+            models.turn = await loop.run_in_executor(None, lambda: TurnModel(weights.ensure(weights.SMART_TURN)))
         models.providers = await loop.run_in_executor(None, factory, settings)
         logger.info("models ready: %s", models.providers.describe())
     except ProviderError as exc:
@@ -321,7 +325,9 @@ async def _place(
     if settings.turn_secret:  # the server's own relay, if it needs one, on a credential of this call's
         servers.append(_turn(settings, session_id))
     pc = RTCPeerConnection(ice.configuration(servers))
-    call = Call(session_id, pc, settings, models.providers, models.vad, app[METRICS], mode, language, grant)
+    call = Call(
+        session_id, pc, settings, models.providers, models.vad, app[METRICS], mode, language, grant, models.turn
+    )
     call.attach()
     try:
         answer = await signalling.answer(pc, sdp, call.track, settings.ice_loopback, app[ICE_ALLOW])

@@ -59,6 +59,11 @@ class Settings:
     # While the bot speaks its audio pauses at the first speech window; this many confirm a barge-in (laughter
     # and coughs are shorter, and the bot then goes on).
     barge_in_windows: int = 8
+    # The end-of-turn model (server/audio/turn_model.py, Smart Turn v3): at each pause it says whether the person has
+    # finished, so a finished turn is answered sooner and a thinking pause waits longer. "off": silence and words only.
+    turn_model: str = "on"
+    # Silence that ends a turn the end-of-turn model says is complete (unset: the mode's hang-over, no sooner).
+    turn_complete_ms: int | None = None
     # Listen ahead (server/dialogue/ahead.py): transcribe while the person talks and have the chat model read
     # their words so far. "auto": when the chat model keeps a cache to read them into (the embedded one) and
     # speech recognition is embedded too (remote partial transcripts would be paid for).
@@ -169,6 +174,10 @@ class Settings:
         self._validate_access()
         if self.hangover_ms is not None and not 100 <= self.hangover_ms <= 5000:
             raise ValueError("PARLEY_HANGOVER_MS must be between 100 and 5000")
+        if self.turn_complete_ms is not None and not 100 <= self.turn_complete_ms <= 5000:
+            raise ValueError("PARLEY_TURN_COMPLETE_MS must be between 100 and 5000")
+        if self.turn_model not in ("on", "off"):
+            raise ValueError("PARLEY_TURN_MODEL must be on or off")
         if self.listen_ahead not in ("auto", "on", "off"):
             raise ValueError("PARLEY_LISTEN_AHEAD must be auto, on or off")
         if self.judge not in ("auto", "offline", "remote"):

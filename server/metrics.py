@@ -80,6 +80,16 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.backchannels = Counter(
+            "parley_backchannels",
+            "Speech over the bot that let it go on (mm-hm, yeah, a laugh): held, then resumed where it stopped",
+            registry=self.registry,
+        )
+        self.continued_turns = Counter(
+            "parley_continued_turns",
+            "Turns the person took up again just after the bot began to answer: the two parts became one turn",
+            registry=self.registry,
+        )
         self.speculations_dropped = Counter(
             "parley_speculations_dropped",
             "Replies started during a pause and dropped because the person went on talking",

@@ -36,12 +36,15 @@ class Speech(TypedDict):
 
 
 class Transcript(TypedDict):
-    """The assistant's holds what was actually sent (after a barge-in, what was heard)."""
+    """The assistant's holds what was actually sent (after a barge-in, what was heard). A user's with
+    ``continues`` is the whole of a turn the person took up again just after the bot began to answer it: it
+    replaces their previous transcript, and the reply cut in between is gone from the conversation."""
 
     type: Literal["transcript"]
     role: Literal["user", "assistant"]
     text: str
     interrupted: bool
+    continues: NotRequired[bool]
 
 
 class Caption(TypedDict):

@@ -23,9 +23,11 @@ from server.audio.echo import EchoGate
 from server.audio.hearing import Hearing
 from server.audio.inbound import InboundAudio
 from server.audio.outbound import Segment, SpeechTrack
+from server.audio.turn_model import TurnModel
 from server.audio.vad import SileroModel
 from server.config import Settings
 from server.dialogue.ahead import listens_ahead
+from server.dialogue.backchannel import is_backchannel
 from server.dialogue.reply import ReplyHandle
 from server.dialogue.responder import Responder
 from server.dialogue.turn_taking import TurnTaker
@@ -52,8 +54,10 @@ class Call:
         mode: str,
         language: str,
         grant: Grant | None = None,
+        turn_model: TurnModel | None = None,
     ) -> None:
         self.session_id = session_id
+        self._turn_model = turn_model  # shared: how likely the person's turn is complete at a pause
         # The call token's limits on mode and language (None: any), and the app's id of the person, kept with
         # the call and logged with its id.
         self.grant = grant
@@ -75,7 +79,7 @@ class Call:
             vad_model.stream(), self.track, echo, self.options, self.options.hangover_for(mode),
             metrics.false_starts.inc,
         )  # fmt: skip
-        self.turn_taker = TurnTaker(hearing, self.options, self, metrics)
+        self.turn_taker = TurnTaker(hearing, self.options, self, metrics, mode, has_turn_model=turn_model is not None)
         self._inbound = InboundAudio()
         self._greeted = False
         self.closed = asyncio.Event()
@@ -138,6 +142,15 @@ class Call:
     def clear_output(self) -> None:
         self.track.clear()
 
+    def hold_output(self) -> None:
+        self.track.hold()
+
+    def release_output(self) -> None:
+        self.track.release()
+
+    def backchannel(self, text: str) -> bool:
+        return is_backchannel(text, self.responder.language)
+
     def person_active(self) -> None:
         self.last_activity = time.monotonic()
 
@@ -153,6 +166,11 @@ class Call:
     @property
     def reads_ahead(self) -> bool:
         return self.responder.reads_ahead
+
+    async def turn_complete(self, audio: np.ndarray) -> float | None:
+        if self._turn_model is None:
+            return None
+        return await self._turn_model.complete(audio)
 
     # -- the track's playback callbacks ---------------------------------------------------------------------
     def _segment_started(self, segment: Segment) -> None:
@@ -318,6 +336,6 @@ class Call:
 
     def _restart(self, mode: str | None = None, language: str | None = None) -> None:
         self.responder.restart(mode, language)
-        self.turn_taker.set_hangover(self.options.hangover_for(self.responder.mode))
+        self.turn_taker.set_mode(self.responder.mode)
         self._send_ready()
         self.turn_taker.say(self.responder.greeting())

@@ -36,7 +36,7 @@ SLOW_MARKERS = ("real_models", "browser", "shared_audio")
 SLOW_MODULES = {  # servers in subprocesses, espeak-ng, a browser, hypothesis over HTTP, raw-socket servers
     "test_drain", "test_soak", "test_turn_relay", "test_llama_server", "test_voices", "test_http_fuzz",
     "test_real_models", "test_languages_real", "test_browser", "test_http_limits", "test_cluster",
-    "test_inference_tier", "test_pre_stop",
+    "test_inference_tier", "test_pre_stop", "test_turn_model",
 }  # fmt: skip
 
 
@@ -98,7 +98,8 @@ async def start_server(started_apps: list[web.Application]) -> AsyncIterator[Cal
 
     async def start(providers: Providers | None = None, settings: Settings | None = None) -> str:
         chosen = providers or fake_providers()
-        app = create_app(settings or Settings(ice_loopback=True, hangover_ms=500), lambda _s: chosen)
+        # The end-of-turn model is off unless a test asks for it: scripted turns end on silence alone.
+        app = create_app(settings or Settings(ice_loopback=True, hangover_ms=500, turn_model="off"), lambda _s: chosen)
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         servers.append(server)

@@ -50,6 +50,18 @@ class ScriptedModel:
         return self._vad
 
 
+class ScriptedTurnModel:
+    """The end-of-turn model's verdict, given by the test: the probability the turn is complete at every pause."""
+
+    def __init__(self, probability: float | None) -> None:
+        self.probability = probability
+        self.asked: list[float] = []  # seconds of audio it was given, per pause
+
+    async def complete(self, audio: np.ndarray) -> float | None:
+        self.asked.append(len(audio) / 16_000)
+        return self.probability
+
+
 class ListChannel:
     """The ``events`` data channel, open, keeping what is sent."""
 
@@ -94,14 +106,20 @@ class Peer:
 
 
 class ScriptedCall:
-    def __init__(self, providers: Providers, mode: str = "chat", settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        providers: Providers,
+        mode: str = "chat",
+        settings: Settings | None = None,
+        turn_model: ScriptedTurnModel | None = None,
+    ) -> None:
         self.vad = ScriptedVad()
         self.peer = Peer()
         self.metrics = Metrics()
         self.channel = ListChannel()
         self.call = Call(
             "scripted", self.peer, settings or Settings(hangover_ms=500), providers,  # type: ignore[arg-type]
-            ScriptedModel(self.vad), self.metrics, mode, "en",  # type: ignore[arg-type]
+            ScriptedModel(self.vad), self.metrics, mode, "en", turn_model=turn_model,  # type: ignore[arg-type]
         )  # fmt: skip
         self.frames_sent = 0
         self.loud_frames = 0

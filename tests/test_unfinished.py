@@ -102,10 +102,12 @@ async def test_the_same_pause_after_a_finished_sentence_ends_it(start_server, ca
 
 @pytest.mark.parametrize(("mode", "cut"), [("chat", True), ("interview", False)])
 async def test_each_mode_waits_its_own_hang_over(start_server, call_client, tts_speech, silence, mode, cut):
-    # No PARLEY_HANGOVER_MS: chat ends a turn after 700 ms of silence, an interview answer after 1300 ms.
+    # No PARLEY_HANGOVER_MS and no end-of-turn model: chat ends a turn after 700 ms of silence, an interview answer
+    # after 1300 ms.
     first, second = tts_speech("So I think that"), tts_speech("threads share memory.")
     stt = PartSTT("So I think that is it.", first.size / 48_000)
-    url = await start_server(fake_providers(stt, FakeLLM("Right.", "Right.")), Settings(ice_loopback=True))
+    settings = Settings(ice_loopback=True, turn_model="off")
+    url = await start_server(fake_providers(stt, FakeLLM("Right.", "Right.")), settings)
     call = await call_client(url, mode=mode)
     greeted = await call.wait_listening()
     call.mic.play(np.concatenate([first, silence(0.9), second, silence(2.5)]))
@@ -113,3 +115,19 @@ async def test_each_mode_waits_its_own_hang_over(start_server, call_client, tts_
     await call.wait_for(is_("state", state="listening"), 10, greeted)
     users = [e["text"] for t, e in call.events if t > greeted and e["type"] == "transcript" and e["role"] == "user"]
     assert (users[0] == "So I think that is it.") is cut, users
+
+
+async def test_the_end_of_turn_model_hears_a_voice_that_is_not_done(start_server, call_client, tts_speech, silence):
+    # The real model (Smart Turn v3) on the real call path: the words "So I think that" are transcribed as a
+    # finished sentence, so only the voice can tell that the person is not done; the chat hang-over is 700 ms.
+    first, second = tts_speech("So I think that"), tts_speech("threads share memory.")
+    stt = PartSTT("So I think that is it.", first.size / 48_000)
+    settings = Settings(ice_loopback=True, turn_model="on")
+    url = await start_server(fake_providers(stt, FakeLLM("Right.", "Right.")), settings)
+    call = await call_client(url, mode="chat")
+    greeted = await call.wait_listening()
+    call.mic.play(np.concatenate([first, silence(0.9), second, silence(3.5)]))
+    await call.mic.finished.wait()
+    await call.wait_for(is_("state", state="listening"), 10, greeted)
+    users = [e["text"] for t, e in call.events if t > greeted and e["type"] == "transcript" and e["role"] == "user"]
+    assert users == ["so I think that threads share memory"]

@@ -57,7 +57,16 @@ function showError(message) {
 // playing), settled by the final transcript, which holds what was actually heard.
 let liveLine = null;
 
-function addLine(role, text, interrupted) {
+// A user's line that "continues" the turn before replaces it and the bot's reply cut in between.
+function takeBackLastTurn() {
+  const lines = Array.from($("transcript").children);
+  const last = lines.map((line) => line.classList.contains("user")).lastIndexOf(true);
+  if (last >= 0) lines.slice(last).forEach((line) => line.remove());
+  liveLine = null;
+}
+
+function addLine(role, text, interrupted, continues) {
+  if (continues) takeBackLastTurn();
   const item = role === "assistant" && liveLine ? liveLine : document.createElement("li");
   if (item === liveLine) liveLine = null;
   item.className = role + (interrupted ? " interrupted" : "");
@@ -118,7 +127,7 @@ function showScorecard(card) {
 function onEvent(event) {
   switch (event.type) {
     case "state": setState(event.state); break;
-    case "transcript": addLine(event.role, event.text, event.interrupted); break;
+    case "transcript": addLine(event.role, event.text, event.interrupted, event.continues); break;
     case "caption": addCaption(event.text); break;
     case "ready": liveLine = null; break;
     case "error": showError(event.message); break;

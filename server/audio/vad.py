@@ -10,7 +10,8 @@ Thresholds (silero-vad ``VADIterator`` style hysteresis):
   is *dropped*, and the held audio goes on where it stopped;
 - once speaking, a window below ``threshold - 0.15`` starts a silence; when it has lasted ``pause_ms`` (96 ms)
   it is a *pause* (the dips between words are shorter), and a speech window after that *resumes* the turn;
-- the turn *ends* when the silence lasts ``hangover_ms`` (plus any ``extend()`` asked for this silence).
+- the turn *ends* when the silence lasts ``hangover_ms``, or the limit ``limit_silence()`` set for this silence
+  (server/dialogue/turn_end.py decides it from what is heard in the pause).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ class SpeechDetector:
         self._windows = 0
         self._run = 0  # consecutive speech windows while STARTING
         self._mark_ms = 0  # onset while STARTING, silence start while STOPPING
-        self._extra_ms = 0  # more hang-over for the current silence only
+        self._limit_ms: int | None = None  # the current silence's own limit, instead of the hang-over
 
     def confirm_after(self, start_windows: int) -> None:
         """Speech windows that confirm speech from now on (more while the bot speaks: server/audio/hearing.py)."""
@@ -134,9 +135,14 @@ class SpeechDetector:
         self._hangover_ms = hangover_ms
 
     def extend(self, extra_ms: int) -> None:
-        """Gives the current silence ``extra_ms`` more before the turn ends (the person sounds unfinished)."""
+        """Gives the current silence ``extra_ms`` more than the hang-over before the turn ends."""
+        self.limit_silence(self._hangover_ms + extra_ms)
+
+    def limit_silence(self, limit_ms: int) -> None:
+        """The current silence ends the turn once it has lasted ``limit_ms`` (more or less than the hang-over; when
+        it has lasted that long already, at the next window)."""
         if self.state is VadState.STOPPING:
-            self._extra_ms = extra_ms
+            self._limit_ms = limit_ms
 
     @property
     def now_ms(self) -> int:
@@ -175,11 +181,11 @@ class SpeechDetector:
             self.state, self._mark_ms, self._paused = VadState.STOPPING, at, False
         # STOPPING
         if speech:
-            self.state, self._extra_ms = VadState.SPEAKING, 0
+            self.state, self._limit_ms = VadState.SPEAKING, None
             return VadEvent(VadEventKind.RESUME, at, at) if self._paused else None
         silence_ms = at + WINDOW_MS - self._mark_ms
-        if silence_ms >= self._hangover_ms + self._extra_ms:
-            self.state, self._extra_ms = VadState.QUIET, 0
+        if silence_ms >= (self._hangover_ms if self._limit_ms is None else self._limit_ms):
+            self.state, self._limit_ms = VadState.QUIET, None
             return VadEvent(VadEventKind.END, self._mark_ms, at)
         if silence_ms >= self._pause_ms and not self._paused:
             self._paused = True

@@ -65,6 +65,7 @@ class Conversation:
         self._counted: tuple[str, int] | None = None
         self.history: list[Message] = []
         self._interrupted = False
+        self._interrupted_before = False  # as it was before the last user message (take_back restores it)
         self.system_prompt = system_prompt
         self._system_tokens = self._tokens(system_prompt)
 
@@ -102,12 +103,24 @@ class Conversation:
             start += 1
         return history[start:]
 
-    def add_user(self, text: str) -> None:
+    def add_user(self, text: str) -> Message:
         content = self._user_content(text)
         tokens = self._tokens(content)
         self.history = self._fitted(tokens)
-        self._append(Message("user", content, tokens=tokens))
+        message = Message("user", content, tokens=tokens)
+        self._append(message)
+        self._interrupted_before = self._interrupted
         self._interrupted = False
+        return message
+
+    def take_back(self, message: Message) -> None:
+        """Removes the user's ``message`` (the last one added) and what followed it: the person took that turn up
+        again, and it is added again whole."""
+        for at in range(len(self.history) - 1, -1, -1):
+            if self.history[at] is message:
+                del self.history[at:]
+                self._interrupted = self._interrupted_before
+                return
 
     def with_user(self, text: str) -> list[ChatMessage]:
         """The messages as they will be once ``text`` is added, without adding it (speculative turns)."""
@@ -135,7 +148,7 @@ class Conversation:
             self.system_prompt = system_prompt
             self._system_tokens = self._tokens(system_prompt)
         self.history.clear()
-        self._interrupted = False
+        self._interrupted = self._interrupted_before = False
 
     def messages(self) -> list[ChatMessage]:
         return [self._system(), *self._as_chat(self.history)]

@@ -63,10 +63,12 @@ VERDICT_WORDS = {
     Verdict.CORRECT: "correct", Verdict.PARTLY: "partly right", Verdict.WRONG: "wrong",
     Verdict.NO_ANSWER: "no answer (the candidate said they don't know)",
 }  # fmt: skip
+# The app's own feedback sentence (fallback_feedback) is said right after the opener, while the model writes: a
+# person never waits in silence for it (seconds on the embedded model). The model adds to it.
 TASKS = {
-    Verdict.CORRECT: "Say in one sentence what they covered well{missed}.",
-    Verdict.PARTLY: "Say briefly what was right, then what was missing.",
-    Verdict.WRONG: "Do not say that anything was right. Explain the right idea in one or two short sentences.",
+    Verdict.CORRECT: "Add one short sentence on why their answer works{missed}.",
+    Verdict.PARTLY: "Add one short sentence that explains the missing part.",
+    Verdict.WRONG: "Do not say that anything was right. Add one or two short sentences that explain the right idea.",
 }
 NEXT = ("Next question. {q}", "Let's move on. {q}", "Here's the next one. {q}")
 DONE = "That was my last question. Thanks for your answers. End the call whenever you like to see your scorecard."
@@ -184,13 +186,18 @@ class Plan:
     next_question: Question | None = None  # asked after the feedback (None: no question follows, or repeat)
     closing: str = ""  # said last: the next question with its lead-in, the repeated question, or DONE
     facts: str = ""  # for the model, when it phrases feedback
+    bridge: str = ""  # the app's own feedback sentence, said at once; the model's sentences follow it
     model_sentences: int = 0  # feedback sentences the model wrote that were kept (the bench counts them)
+    # The interview before commit() (question, records kept, level, asked), for undo().
+    before: tuple[Question | None, int, str, set[str]] | None = None
 
     def messages(self) -> list[ChatMessage]:
         return [*self.interview.prompt(), {"role": "user", "content": self.facts}]
 
     async def deltas(self, llm: ChatModel, temperature: float, max_tokens: int) -> AsyncIterator[str]:
         yield self.opener + " "
+        if self.bridge:
+            yield self.bridge + " "  # spoken while the model reads the facts and writes
         if self.judgement is not None:
             said = 0
             if self.facts:
@@ -217,13 +224,23 @@ class Plan:
                             said += 1
                             yield kept + " "
             self.model_sentences = said
-            if said == 0:
+            if said == 0 and not self.bridge:
                 yield fallback_feedback(self.judgement) + " "
         if self.closing:
             yield self.closing
 
     def commit(self) -> None:
-        self.interview._apply(self)
+        interview = self.interview
+        self.before = (interview.current, len(interview.records), interview.level, set(interview.asked))
+        interview._apply(self)
+
+    def undo(self) -> None:
+        """The person took the turn up again: the interview is as it was before this plan was committed."""
+        if self.before is None:
+            return
+        interview = self.interview
+        interview.current, kept, interview.level, interview.asked = self.before
+        del interview.records[kept:]
 
 
 class Interview:
@@ -289,7 +306,8 @@ class Interview:
             return Plan(self, Intent.UNCLEAR, "Could you say a bit more?", closing=current.text)
         plan = Plan(self, Intent.ANSWER, self.rng.choice(OPENERS[judgement.verdict]), judgement=judgement)
         if judgement.verdict is not Verdict.NO_ANSWER:
-            plan.facts = self._facts(judgement)
+            plan.bridge = fallback_feedback(judgement)
+            plan.facts = self._facts(judgement, plan.bridge)
         return self._moving_on(plan, current, judgement.verdict)
 
     def _moving_on(self, plan: Plan, current: Question, verdict: Verdict | None = None) -> Plan:
@@ -311,9 +329,9 @@ class Interview:
             at = max(at - 1, 0)
         return LEVELS[at]
 
-    def _facts(self, judgement: Judgement) -> str:
+    def _facts(self, judgement: Judgement, bridge: str) -> str:
         covered, missed = judgement.covered_points, judgement.missed_points
-        also = f", then add that a complete answer also covers {missed[0]}" if missed else ""
+        also = f", or what a complete answer also covers: {missed[0]}" if missed else ""
         task = TASKS[judgement.verdict].format(missed=also)
         return (
             f"Question: {judgement.question.text}\n"
@@ -321,7 +339,8 @@ class Interview:
             f"The answer was {VERDICT_WORDS[judgement.verdict]} (already said).\n"
             f"It covered: {'; '.join(covered) if covered else 'nothing'}.\n"
             f"It missed: {'; '.join(missed) if missed else 'nothing'}.\n"
-            f"{task} Speak to the candidate as you, in at most two short sentences, with no question."
+            f'You have already said: "{bridge}"\n'
+            f"{task} Do not repeat what you said. Speak to the candidate as you, with no question."
         )
 
     def _apply(self, plan: Plan) -> None:

@@ -79,14 +79,17 @@ class ReplyHandle:
         self,
         clock: TurnClock | None = None,
         speculative: bool = False,
-        on_unfinished: Callable[[], None] | None = None,
+        on_words: Callable[[bool], None] | None = None,
+        continues: bool = False,
     ) -> None:
         self.clock = clock
         self.speculative = speculative
+        self.continues = continues  # the person's words take up the turn before: its reply is forgotten
+        self.audible_since: float | None = None  # monotonic time its first sound was played
         self._turn_over = asyncio.Event()
         if not speculative:
             self._turn_over.set()
-        self._on_unfinished = on_unfinished  # the person sounds unfinished: give their pause more time
+        self._on_words = on_words  # whether the words so far trail off: how long their pause may last
         self.gate = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.speech: Reply | None = None
@@ -104,10 +107,11 @@ class ReplyHandle:
     async def wait_turn_over(self) -> None:
         await self._turn_over.wait()
 
-    def sounds_unfinished(self) -> None:
-        """The words so far trail off: while the turn is still unconfirmed, its pause is given more time."""
-        if not self.turn_over and self._on_unfinished is not None:
-            self._on_unfinished()
+    def words_heard(self, unfinished: bool) -> None:
+        """The speculative transcript is in: whether its words trail off decides, with the end-of-turn model, how
+        long the pause may last before the turn is over (server/dialogue/turn_end.py)."""
+        if not self.turn_over and self._on_words is not None:
+            self._on_words(unfinished)
 
     def runs(self, task: asyncio.Task[None]) -> None:
         """``task`` does the reply's work."""

