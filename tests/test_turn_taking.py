@@ -393,3 +393,21 @@ async def test_talking_over_the_bot_for_over_a_second_takes_the_floor_whatever_t
     await call.settle(lambda: "interrupted" in call.kinds(since))
     assert call.counter("parley_barge_ins_total") == 1
     await call.close()
+
+
+async def test_talking_over_the_bot_with_pauses_then_past_a_second_is_answered():
+    # "Sorry, wait. What about Rome?" half a second into the reply: a pause whose verdict comes too late (they
+    # went on), then over a second of talking takes the floor just as the next silence begins. (Found by
+    # test_memory.py: a reply started for the first pause was left waiting for ever, and every reply after it.)
+    stt = FakeSTT("Tell me about your city", "Sorry.", "Tell me about your city. Sorry, wait. What about Rome?")
+    call = await connected(stt, FakeLLM(LONG_REPLY, "Rome is lovely.", "Rome is lovely."))
+    since = len(call.events)
+    call.hear([SPEECH] * 20 + [QUIET] * HANGOVER_WINDOWS)
+    await call.play_until(lambda: "state:speaking" in call.kinds(since))
+    for _ in range(25):
+        call.frame()
+    call.hear([SPEECH] * 10 + [QUIET] * 4 + [SPEECH] * 16 + [QUIET] * HANGOVER_WINDOWS)
+    await call.play_until(lambda: call.kinds(since).count("metrics") == 2 and listening(call, since)())
+    users = [e["text"] for e in call.events[since:] if e["type"] == "transcript" and e["role"] == "user"]
+    assert users[-1] == "Tell me about your city. Sorry, wait. What about Rome?"
+    await call.close()

@@ -40,7 +40,7 @@ class Overlap:
     earlier_windows: int  # windows of the turn it may take up, at the start of the utterance
     earlier: list[np.ndarray]
     reply: ReplyHandle | None  # the reply it is over
-    paused: VadEvent | None = None  # the last pause in it
+    paused: VadEvent | None = None  # the pause it is in now, if it is in one
     ended: VadEvent | None = None  # the end of the turn, waiting for the verdict
     judging: bool = False
     resumed: int = 0  # times the person went on after a pause (a verdict on fewer words is stale)
@@ -171,10 +171,13 @@ class TurnTaker:
                 self._judge_overlap(self._overlap)
             elif self._options.speculate:
                 # Start on the reply now, while the silence runs; it is dropped if the person goes on.
+                if self._speculation is not None:  # never two: the first would wait for ever to be confirmed
+                    self._speculation.cancel()
                 self._speculation = self._speculate(event)
         elif kind is VadEventKind.RESUME and self._overlap is not None:
             self._overlap.resumed += 1
             self._overlap.judging = False
+            self._overlap.paused = None  # that pause is over
         elif kind is VadEventKind.RESUME and self._speculation is not None:
             self._speculation.cancel()
             self._speculation = None
@@ -292,6 +295,7 @@ class TurnTaker:
 
         async def judge() -> None:
             text = await self._hooks.transcribe(np.concatenate(speech))
+            logger.debug("speech over the bot: %r (%s)", text, "stale" if overlap.resumed != asked else "current")
             if overlap is not self._overlap or overlap.resumed != asked:
                 return  # decided meanwhile (it went on too long), or they went on: the next pause judges again
             if self._hooks.backchannel(text):
@@ -318,6 +322,7 @@ class TurnTaker:
     def _taking_floor(self, overlap: Overlap) -> None:
         """Not a backchannel: the barge-in, late (the bot has been silent since the first window), then the turn
         goes on as if it had been one from the start."""
+        logger.debug("speech over the bot takes the floor (ended: %s)", overlap.ended is not None)
         self._overlap = None
         self.barge_in()
         if overlap.ended is not None:
