@@ -238,6 +238,7 @@ class TurnTaker:
         """The call has ended (its tasks are cancelled): the person's audio and the replies go now."""
         self._preroll.clear()
         self._utterance = self._speculation = self._current = self._ahead = self._turn_end = self._last_turn = None
+        self._overlap = None
 
     def set_mode(self, mode: str) -> None:
         """A new mode's silences."""
