@@ -1,0 +1,86 @@
+"""The first call after start-up against the calls after it: a question typed as the greeting ends, and the time
+to the first sound of the reply, on a fresh server of this checkout and of another (today's main), side by side.
+
+    .venv/bin/python -m bench.first_call --baseline ../main [--calls 4] [--mode chat]
+
+Each server is started fresh (embedded default models) and takes ``--calls`` calls one after another; the servers
+take their calls in turn, so both see the same machine load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+from bench.serverproc import ServerProcess
+from bench.trials import TURN_TIMEOUT, is_, open_call
+from client.call import SILENCE_DBFS
+from server.ice import use_loopback_only
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTION = "What would you do on a sunny Saturday in a city you love?"
+
+
+async def first_sound(url: str, mode: str) -> float:
+    """Seconds from a question typed as the greeting ends to the reply's first loud frame."""
+    call = await open_call(url, mode)
+    try:
+        asked = time.monotonic()
+        call.send({"type": "text", "text": QUESTION})
+        await call.wait_for(is_("state", state="speaking"), TURN_TIMEOUT, asked)
+        heard = call.recording.first_loud_after(asked, SILENCE_DBFS)
+        for _ in range(100):
+            if heard is not None:
+                break
+            await asyncio.sleep(0.05)
+            heard = call.recording.first_loud_after(asked, SILENCE_DBFS)
+        if heard is None:
+            raise RuntimeError("no reply audio")
+        return heard - asked
+    finally:
+        await call.close()
+
+
+async def run(args: argparse.Namespace) -> int:
+    use_loopback_only()
+    servers = {"this checkout": ServerProcess(root=ROOT), "baseline": ServerProcess(root=args.baseline.resolve())}
+    seconds: dict[str, list[float]] = {name: [] for name in servers}
+    load_before = os.getloadavg()
+    try:
+        for server in servers.values():
+            server.start()
+        for name, server in servers.items():
+            print(f"{name}: {server.url}, healthy after {await server.wait_healthy():.1f} s (log {server.log_path})")
+        for n in range(args.calls):
+            for name, server in servers.items():
+                took = await first_sound(server.url, args.mode)
+                seconds[name].append(took)
+                print(f"  call {n + 1} {name:14s} first sound {took:.2f} s", flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+    print(f"\nA question typed as the greeting ends ({args.mode} mode, embedded models): first call vs the others")
+    for name, times in seconds.items():
+        later = sorted(times[1:])
+        median = later[len(later) // 2] if later else float("nan")
+        print(f"  {name:14s} first call {times[0]:.2f} s; later calls median {median:.2f} s ({len(later)} calls)")
+    load = os.getloadavg()
+    print(f"\nload average {load_before[0]:.1f} before, {load[0]:.1f} after; "
+          f"command: .venv/bin/python -m bench.first_call {' '.join(sys.argv[1:])}")  # fmt: skip
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", type=Path, required=True, help="another checkout to compare with (main)")
+    parser.add_argument("--calls", type=int, default=4, help="calls per server (default 4)")
+    parser.add_argument("--mode", choices=("chat", "language", "interview"), default="chat")
+    return asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
