@@ -12,16 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import time
-from pathlib import Path
 
-from bench.serverproc import ServerProcess
+from bench.side_by_side import both, closing_line, parser
 from bench.trials import TURN_TIMEOUT, is_, open_call
 from client.call import SILENCE_DBFS
 from server.ice import use_loopback_only
 
-ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "What would you do on a sunny Saturday in a city you love?"
 
 
@@ -47,39 +44,28 @@ async def first_sound(url: str, mode: str) -> float:
 
 async def run(args: argparse.Namespace) -> int:
     use_loopback_only()
-    servers = {"this checkout": ServerProcess(root=ROOT), "baseline": ServerProcess(root=args.baseline.resolve())}
-    seconds: dict[str, list[float]] = {name: [] for name in servers}
+    seconds: dict[str, list[float]] = {}
     load_before = os.getloadavg()
-    try:
-        for server in servers.values():
-            server.start()
-        for name, server in servers.items():
-            print(f"{name}: {server.url}, healthy after {await server.wait_healthy():.1f} s (log {server.log_path})")
+    async with both(args.baseline) as servers:
         for n in range(args.calls):
             for name, server in servers.items():
                 took = await first_sound(server.url, args.mode)
-                seconds[name].append(took)
+                seconds.setdefault(name, []).append(took)
                 print(f"  call {n + 1} {name:14s} first sound {took:.2f} s", flush=True)
-    finally:
-        for server in servers.values():
-            server.stop()
     print(f"\nA question typed as the greeting ends ({args.mode} mode, embedded models): first call vs the others")
     for name, times in seconds.items():
         later = sorted(times[1:])
         median = later[len(later) // 2] if later else float("nan")
         print(f"  {name:14s} first call {times[0]:.2f} s; later calls median {median:.2f} s ({len(later)} calls)")
-    load = os.getloadavg()
-    print(f"\nload average {load_before[0]:.1f} before, {load[0]:.1f} after; "
-          f"command: .venv/bin/python -m bench.first_call {' '.join(sys.argv[1:])}")  # fmt: skip
+    closing_line("bench.first_call", load_before)
     return 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--baseline", type=Path, required=True, help="another checkout to compare with (main)")
-    parser.add_argument("--calls", type=int, default=4, help="calls per server (default 4)")
-    parser.add_argument("--mode", choices=("chat", "language", "interview"), default="chat")
-    return asyncio.run(run(parser.parse_args()))
+    args = parser(__doc__)
+    args.add_argument("--calls", type=int, default=4, help="calls per server (default 4)")
+    args.add_argument("--mode", choices=("chat", "language", "interview"), default="chat")
+    return asyncio.run(run(args.parse_args()))
 
 
 if __name__ == "__main__":

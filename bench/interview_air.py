@@ -16,18 +16,15 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 from bench.interview_answers import ANSWERS
-from bench.serverproc import ServerProcess
+from bench.side_by_side import both, closing_line, parser
 from bench.trials import TURN_TIMEOUT, is_, open_call
 from client.call import SILENCE_DBFS
 from server.dialogue.bank import default_bank
 from server.ice import use_loopback_only
 
-ROOT = Path(__file__).resolve().parent.parent
 BANK = default_bank()
 
 
@@ -70,37 +67,26 @@ def line(name: str, rows: list[tuple[float, float]]) -> str:
 
 async def run(args: argparse.Namespace) -> int:
     use_loopback_only()
-    servers = {"this checkout": ServerProcess(root=ROOT), "baseline": ServerProcess(root=args.baseline.resolve())}
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
+    results: dict[str, list[tuple[float, float]]] = {}
     load_before = os.getloadavg()
-    try:
-        for server in servers.values():
-            server.start()
-        for name, server in servers.items():
-            print(f"{name}: {server.url}, healthy after {await server.wait_healthy():.1f} s (log {server.log_path})")
+    async with both(args.baseline) as servers:
         for n in range(args.answers):
             for name, server in servers.items():  # in turn: both see the same load
                 first, longest = await trial(server.url, n)
-                results[name].append((first, longest))
+                results.setdefault(name, []).append((first, longest))
                 print(f"  answer {n + 1} {name:14s} first word {first:.2f} s, longest silence {longest:.2f} s",
                       flush=True)  # fmt: skip
-    finally:
-        for server in servers.values():
-            server.stop()
     print("\nInterview replies to typed answers (embedded models)")
     for name, rows in results.items():
         print(line(name, rows))
-    load = os.getloadavg()
-    print(f"\nload average {load_before[0]:.1f} before, {load[0]:.1f} after; "
-          f"command: .venv/bin/python -m bench.interview_air {' '.join(sys.argv[1:])}")  # fmt: skip
+    closing_line("bench.interview_air", load_before)
     return 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--baseline", type=Path, required=True, help="another checkout to compare with (main)")
-    parser.add_argument("--answers", type=int, default=6, help="typed answers per server (default 6)")
-    return asyncio.run(run(parser.parse_args()))
+    args = parser(__doc__)
+    args.add_argument("--answers", type=int, default=6, help="typed answers per server (default 6)")
+    return asyncio.run(run(args.parse_args()))
 
 
 if __name__ == "__main__":

@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import side_by_side
 from bench.clips import AUDIO_DIR_HELP, DEFAULT_AUDIO_DIR, speech_bounds
-from bench.serverproc import ServerProcess
+from bench.side_by_side import both, closing_line
 from bench.trials import is_, open_call
 from client.call import RATE, read_wav
 from server.ice import use_loopback_only
 
 MIN_WORDS = 5  # a sentence long enough to have a middle
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -127,40 +127,29 @@ async def run(args: argparse.Namespace) -> int:
         return 1
     for split in chosen:
         print(f"  {split.language} {split.name}: pause after {split.words!r} (gap {split.gap_s * 1000:.0f} ms)")
-    servers = {"this checkout": ServerProcess(root=ROOT), "baseline": ServerProcess(root=args.baseline.resolve())}
-    results: dict[str, dict[float, list[Outcome]]] = {name: {} for name in servers}
+    results: dict[str, dict[float, list[Outcome]]] = {}
     load_before = os.getloadavg()
-    try:
-        for server in servers.values():
-            server.start()
-        for name, server in servers.items():
-            print(f"{name}: {server.url}, healthy after {await server.wait_healthy():.1f} s (log {server.log_path})")
+    async with both(args.baseline) as servers:
         for pause_s in args.pauses:
             for split in chosen:
                 for name, server in servers.items():  # in turn: both see the same load
                     row = await trial(server.url, split, pause_s, args.mode)
-                    results[name].setdefault(pause_s, []).append(row)
+                    results.setdefault(name, {}).setdefault(pause_s, []).append(row)
                     print(f"  {pause_s:.1f} s {split.language} {split.name[:30]:30s} {name:14s} {row[0]:5s} "
                           f"{'' if row[1] is None else f'{row[1]:.2f} s'}", flush=True)  # fmt: skip
-    finally:
-        for server in servers.values():
-            server.stop()
     print(f"\nPauses inside sentences ({args.mode} mode)")
-    for name in servers:
+    for name in results:
         for pause_s, rows in results[name].items():
             print(f"  {name:14s} pause {pause_s:.1f} s: {summary(rows)}")
         everything = [row for rows in results[name].values() for row in rows]
         print(f"  {name:14s} all pauses: {summary(everything)}")
-    load = os.getloadavg()
-    print(f"\nload average {load_before[0]:.1f} before, {load[0]:.1f} after; "
-          f"command: .venv/bin/python -m bench.pauses {' '.join(sys.argv[1:])}")  # fmt: skip
+    closing_line("bench.pauses", load_before)
     return 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = side_by_side.parser(__doc__)
     parser.add_argument("--audio-dir", type=Path, default=DEFAULT_AUDIO_DIR, help=AUDIO_DIR_HELP)
-    parser.add_argument("--baseline", type=Path, required=True, help="another checkout to compare with (main)")
     parser.add_argument("--languages", type=lambda s: s.split(","), default=["en", "es", "de"])
     parser.add_argument("--clips", type=int, default=4, help="clips per language (default 4)")
     parser.add_argument("--mode", default="chat", choices=["chat", "language", "interview"])

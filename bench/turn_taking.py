@@ -37,6 +37,7 @@ import numpy as np
 
 from bench.clips import AUDIO_DIR_HELP, DEFAULT_AUDIO_DIR, Clip, english_clips
 from bench.serverproc import serving
+from bench.side_by_side import closing_line
 from bench.trials import TURN_TIMEOUT, is_, open_call
 from client.call import RATE, read_wav
 from server.ice import use_loopback_only
@@ -120,9 +121,7 @@ async def run(args: argparse.Namespace) -> int:
         for pause_s in args.pauses:
             cuts = [await paused_answer(url, a, b, pause_s) for a, b in pairs]
             print(f"  pause {pause_s:.1f} s: {sum(cuts)} of {len(cuts)} answers cut off", flush=True)
-    load = os.getloadavg()
-    print(f"\nload average {load_before[0]:.1f} before, {load[0]:.1f} after; "
-          f"command: .venv/bin/python -m bench.turn_taking {' '.join(sys.argv[1:])}")  # fmt: skip
+    closing_line("bench.turn_taking", load_before)
     return 0
 
 
