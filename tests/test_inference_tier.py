@@ -10,10 +10,8 @@ import csv
 import io
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,9 +24,9 @@ from client.call import CallClient
 from server.app import MODELS, create_app
 from server.config import Settings
 from server.dialogue.modes import APOLOGIES
-from server.providers.local import weights
 from tests.fake_openai import FakeOpenAI
 from tests.helpers import ROOT
+from tests.llama_replica import Replica
 
 pytestmark = [
     pytest.mark.real_models,
@@ -47,37 +45,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class Replica:
-    """One llama_cpp.server process on a port of its own; small context, one thread (two share 2 cores). By
-    default it ends the reply it streams as soon as any other request arrives (a health check included):
-    ``--interrupt_requests False``."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(weights.ensure(weights.QWEN_CODER_1_5B)),
-             "--model_alias", MODEL, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-             "--n_threads", "1", "--interrupt_requests", "False"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-
-    async def ready(self, http: aiohttp.ClientSession) -> None:
-        for _ in range(240):
-            assert self.proc.poll() is None, "llama_cpp.server exited"
-            try:
-                async with http.get(f"http://127.0.0.1:{self.port}/v1/models") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.5)
-        raise TimeoutError("llama_cpp.server did not start")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
 
 
 class Balancer:
@@ -127,12 +94,10 @@ class Balancer:
 
 @pytest.fixture
 def replicas() -> Iterator[list[Replica]]:
-    started = [Replica(free_port()) for _ in range(2)]
+    started = [Replica(free_port(), MODEL) for _ in range(2)]
     yield started
     for replica in started:
-        if replica.proc.poll() is None:
-            replica.proc.terminate()
-            replica.proc.wait(10)
+        replica.stop()
 
 
 @pytest.fixture

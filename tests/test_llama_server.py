@@ -3,18 +3,16 @@ llama-cpp-python's own server, serving the embedded GGUF on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import sys
 
 import aiohttp
 import pytest
 
 from server.config import Settings
 from server.providers.base import Providers
-from server.providers.local import weights
 from server.providers.openai_compat import Endpoint, OpenAIChat
 from tests.fakes import FakeSTT, FakeTTS
+from tests.llama_replica import Replica
 
 pytestmark = pytest.mark.real_models
 
@@ -27,28 +25,13 @@ def free_port() -> int:
 
 @pytest.fixture
 async def llama_server():
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "llama_cpp.server", "--model", str(weights.ensure(weights.QWEN_CODER_1_5B)),
-        "--model_alias", "qwen-coder-1.5b", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-        "--n_threads", "2", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/v1"
+    replica = Replica(free_port(), "qwen-coder-1.5b", threads=2)
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(120):
-                try:
-                    async with http.get(f"{url}/models") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert proc.returncode is None, "llama_cpp.server exited"
-                await asyncio.sleep(0.5)
-        yield url
+            await replica.ready(http)
+        yield replica.url
     finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 10)
+        replica.stop()
 
 
 async def test_a_call_whose_chat_runs_on_llama_cpp_server_answers(llama_server, start_server, call_client):
