@@ -27,6 +27,7 @@ from server.config import Settings
 from server.languages import LANGUAGES
 from tests.fake_openai import KEY, FakeOpenAI
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
+from tests.page_probe import PROBE
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 SAID = "What is the difference between a process and a thread?"
@@ -40,33 +41,6 @@ LOUD = 0.05  # RMS (full scale 1.0) above which the page counts remote audio as 
 # Sound plays out after the state event that announces it: the receiver's jitter buffer holds tens of ms, but
 # on a loaded machine (two cores, the suite and other work running) it trailed by up to ~1 s.
 TAIL_MS = 1000
-
-# Runs in the page before app.js: records every data-channel event, every change of the state label, and
-# the level of the remote stream (the <audio id="remote"> element's srcObject), each with performance.now().
-PROBE = """
-window.__probe = { events: [], states: [], levels: [] };
-window.addEventListener("parley-event", (e) => __probe.events.push({ t: performance.now(), ...e.detail }));
-document.addEventListener("DOMContentLoaded", () => {
-  const label = document.getElementById("state"), remote = document.getElementById("remote");
-  new MutationObserver(() => __probe.states.push({ t: performance.now(), text: label.textContent }))
-    .observe(label, { childList: true, characterData: true, subtree: true });
-  let analyser = null;
-  const data = new Float32Array(1024);
-  setInterval(() => {
-    if (!analyser && remote.srcObject) {
-      const ctx = new AudioContext();
-      analyser = ctx.createAnalyser();
-      analyser.fftSize = data.length;
-      ctx.createMediaStreamSource(remote.srcObject).connect(analyser);
-    }
-    if (!analyser) return;
-    analyser.getFloatTimeDomainData(data);
-    let sum = 0;
-    for (const v of data) sum += v * v;
-    __probe.levels.push({ t: performance.now(), rms: Math.sqrt(sum / data.length) });
-  }, 20);
-});
-"""
 
 FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",

@@ -28,6 +28,7 @@ from client.call import CallClient, write_wav
 from server.cluster import runtime
 from server.ice import use_loopback_only
 from tests.helpers import client_offer
+from tests.page_probe import PROBE
 
 pytestmark = pytest.mark.skipif(
     not all(Path(p).is_file() for p in ("/usr/sbin/haproxy", "/usr/bin/supervisord")),
@@ -276,34 +277,14 @@ async def test_the_call_page_over_https_through_haproxy(
         "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
         "--ignore-certificate-errors", f"--use-file-for-fake-audio-capture={mic}%noloop",
     ]  # fmt: skip
-    # The page's events, and the level of the call's audio as the page plays it (the <audio id="remote">).
-    probe = """
-    window.__probe = { events: [], loud: [] };
-    window.addEventListener("parley-event", (e) => __probe.events.push({ t: performance.now(), ...e.detail }));
-    document.addEventListener("DOMContentLoaded", () => {
-      const remote = document.getElementById("remote"), data = new Float32Array(1024);
-      let analyser = null;
-      setInterval(() => {
-        if (!analyser && remote.srcObject) {
-          const ctx = new AudioContext();
-          analyser = ctx.createAnalyser();
-          analyser.fftSize = data.length;
-          ctx.createMediaStreamSource(remote.srcObject).connect(analyser);
-        }
-        if (!analyser) return;
-        analyser.getFloatTimeDomainData(data);
-        const rms = Math.sqrt(data.reduce((sum, v) => sum + v * v, 0) / data.length);
-        if (rms > 0.05) __probe.loud.push(performance.now());
-      }, 20);
-    });
-    """
+
     async with async_playwright() as p:
         browser = await p.chromium.launch_persistent_context(
             tmp_path / "profile", executable_path=CHROMIUM, headless=True, args=flags
         )
         try:
             page = browser.pages[0] if browser.pages else await browser.new_page()
-            await page.add_init_script(probe)
+            await page.add_init_script(PROBE)
             await page.goto(cluster.https_url + "/")
             assert await page.evaluate("location.protocol") == "https:"
             await page.select_option("#mode", "chat")
@@ -320,4 +301,4 @@ async def test_the_call_page_over_https_through_haproxy(
         finally:
             await browser.close()
     heard = next(e["t"] for e in probe["events"] if e["type"] == "transcript" and e["role"] == "user")
-    assert [t for t in probe["loud"] if t > heard], "the reply was not heard on the page"
+    assert [v for v in probe["levels"] if v["t"] > heard and v["rms"] > 0.05], "the reply was not heard on the page"
