@@ -25,16 +25,23 @@ class SpentTokens:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spent-tokens")
+        self._db: sqlite3.Connection | None = None  # opened on the thread, once, and used only there
 
-    def _spend(self, jti: str, expires_at: int) -> bool:
-        with sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None) as db:
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("CREATE TABLE IF NOT EXISTS spent (jti TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)")
-            db.execute("DELETE FROM spent WHERE expires_at < ?", (int(time.time()),))
-            try:
-                db.execute("INSERT INTO spent (jti, expires_at) VALUES (?, ?)", (jti, expires_at))
-            except sqlite3.IntegrityError:
-                return False
+            self._db = db
+        return self._db
+
+    def _spend(self, jti: str, expires_at: int) -> bool:
+        db = self._connection()
+        db.execute("DELETE FROM spent WHERE expires_at < ?", (int(time.time()),))
+        try:
+            db.execute("INSERT INTO spent (jti, expires_at) VALUES (?, ?)", (jti, expires_at))
+        except sqlite3.IntegrityError:
+            return False
         return True
 
     async def spend(self, jti: str, expires_at: int) -> bool:
@@ -43,4 +50,6 @@ class SpentTokens:
         return await loop.run_in_executor(self._thread, self._spend, jti, expires_at)
 
     def close(self) -> None:
+        if self._db is not None:
+            self._thread.submit(self._db.close)
         self._thread.shutdown(wait=False)
