@@ -150,6 +150,14 @@ async def offer_and_hang_up(url: str) -> None:
         await call.close()
 
 
+async def offer_noting_failure(url: str, failures: list[str]) -> None:
+    """One offer through the cluster, hung up at once; a failure is noted in ``failures``, not raised."""
+    try:
+        await offer_and_hang_up(url)
+    except Exception as exc:
+        failures.append(repr(exc))
+
+
 async def rolling_restart(running: Running) -> None:
     """Every worker restarted in turn (runtime.rolling_restart) while one offer a second is placed."""
     failures: list[str] = []
@@ -160,10 +168,7 @@ async def rolling_restart(running: Running) -> None:
         nonlocal offered
         while True:
             offered += 1
-            try:
-                await offer_and_hang_up(running.url)
-            except Exception as exc:
-                failures.append(repr(exc))
+            await offer_noting_failure(running.url, failures)
             await asyncio.sleep(1.0)
 
     offering = asyncio.create_task(offer_every_second())
@@ -196,10 +201,7 @@ async def kill_one(running: Running, procs: int, calls: int) -> None:
         offers, failed = 0, []
         while not watching.done():  # offers while it is down (and coming back)
             offers += 1
-            try:
-                await offer_and_hang_up(running.url)
-            except Exception as exc:
-                failed.append(repr(exc))
+            await offer_noting_failure(running.url, failed)
             await asyncio.sleep(0.5)
         down_after, back_after = await watching
         after, slow_after = summed([await scrape(u) for u in urls]), [await slow_frames(u) for u in urls]
