@@ -14,11 +14,13 @@ from typing import Any
 import numpy as np
 
 from server.audio.inbound import WINDOW
+from server.audio.vad import WINDOW_MS
 from server.config import Settings
 from server.metrics import Metrics
 from server.protocol import SERVER_EVENTS
 from server.providers.base import Providers
 from server.session import Call
+from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
 
 SPEECH, QUIET = 0.9, 0.0
 STEPS = 20_000  # loop turns a condition may take: the fakes answer within a few each
@@ -176,3 +178,34 @@ class ScriptedCall:
 
     async def close(self) -> None:
         await self.call.close()
+
+
+# -- helpers the scripted-call tests share (test_turn_taking.py, test_speech_over_bot.py) ----------------
+HANGOVER_WINDOWS = 500 // WINDOW_MS + 1  # Settings(hangover_ms=500), as the scripted call has
+LONG_REPLY = " ".join(["This reply goes on for a while so that the person can talk over it."] * 4)
+
+
+def instant(stt: FakeSTT | None = None, llm: FakeLLM | None = None) -> tuple[FakeSTT, FakeLLM, FakeTTS]:
+    """Fakes that answer within a loop turn: the script's time is the only time."""
+    stt = stt or FakeSTT()
+    stt.delay = 0
+    llm = llm or FakeLLM()
+    llm.token_delay = 0
+    return stt, llm, FakeTTS(delay=0)
+
+
+def listening(call: ScriptedCall, since: int) -> Callable[[], bool]:
+    """The call has gone back to listening since event ``since``."""
+    return lambda: call.kinds(since)[-1:] == ["state:listening"]
+
+
+async def connected(
+    stt: FakeSTT | None = None,
+    llm: FakeLLM | None = None,
+    mode: str = "chat",
+    settings: Settings | None = None,
+    turn_model: ScriptedTurnModel | None = None,
+) -> ScriptedCall:
+    call = ScriptedCall(fake_providers(*instant(stt, llm)), mode, settings, turn_model)
+    await call.connect()
+    return call
