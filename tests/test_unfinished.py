@@ -10,6 +10,7 @@ import pytest
 
 from server.audio.vad import WINDOW_MS, SpeechDetector, VadEventKind
 from server.config import Settings
+from server.dialogue.turn_end import Limits, TurnEnd
 from server.dialogue.unfinished import looks_unfinished
 from tests.fakes import FakeLLM, FakeSTT, fake_providers
 from tests.helpers import chat_call, is_
@@ -68,8 +69,10 @@ def test_an_extension_lasts_for_the_current_silence_only():
 class PartSTT(FakeSTT):
     """Transcribes by length: audio no longer than the first part (and its trailing quiet) is the first part."""
 
-    def __init__(self, first_text: str, first_seconds: float) -> None:
-        super().__init__(first_text, "so I think that threads share memory")
+    def __init__(
+        self, first_text: str, first_seconds: float, whole: str = "so I think that threads share memory"
+    ) -> None:
+        super().__init__(first_text, whole)
         self.first_seconds = first_seconds
 
     async def transcribe(self, audio: np.ndarray, language: str, *, languages: Collection[str] = ()) -> str:
@@ -118,10 +121,12 @@ async def test_each_mode_waits_its_own_hang_over(start_server, call_client, tts_
 
 
 async def test_the_end_of_turn_model_hears_a_voice_that_is_not_done(start_server, call_client, tts_speech, silence):
-    # The real model (Smart Turn v3) on the real call path: the words "So I think that" are transcribed as a
+    # The real model (Smart Turn v3) on the real call path: the words "And then I would" are transcribed as a
     # finished sentence, so only the voice can tell that the person is not done; the chat hang-over is 700 ms.
-    first, second = tts_speech("So I think that"), tts_speech("threads share memory.")
-    stt = PartSTT("So I think that is it.", first.size / 48_000)
+    # (The model's verdict on a voice depends on the few hundred ms of silence after it: this phrase is heard as
+    # not done with any of them, "So I think that" only with most.)
+    first, second = tts_speech("And then I would"), tts_speech("use a hash map.")
+    stt = PartSTT("And then I would use it.", first.size / 48_000, "and then I would use a hash map")
     settings = Settings(ice_loopback=True, turn_model="on")
     url = await start_server(fake_providers(stt, FakeLLM("Right.", "Right.")), settings)
     call = await call_client(url, mode="chat")
@@ -130,4 +135,47 @@ async def test_the_end_of_turn_model_hears_a_voice_that_is_not_done(start_server
     await call.mic.finished.wait()
     await call.wait_for(is_("state", state="listening"), 10, greeted)
     users = [e["text"] for t, e in call.events if t > greeted and e["type"] == "transcript" and e["role"] == "user"]
-    assert users == ["so I think that threads share memory"]
+    assert users == ["and then I would use a hash map"]
+
+
+class Recorded:
+    """The limits a TurnEnd set on the silence, last one last."""
+
+    def __init__(self) -> None:
+        self.limits: list[int] = []
+
+    def limit_silence(self, limit_ms: int) -> None:
+        self.limits.append(limit_ms)
+
+
+CHAT = Limits(hangover=700, complete=700, incomplete=2500, unfinished_extra=600)
+
+
+@pytest.mark.parametrize(("verdict", "limit"), [(0.9, 700), (0.1, 2500), (None, 700)])
+def test_the_silence_waits_for_a_late_verdict_then_takes_its_limit(verdict: float | None, limit: int):
+    # On a busy machine the model may answer after the hang-over: the turn does not end on silence alone before
+    # it has; a model that fails gives the hang-over back.
+    silence = Recorded()
+    turn_end = TurnEnd(silence, CHAT, has_model=True)
+    assert silence.limits == [2500]
+    turn_end.model_says(verdict)
+    assert silence.limits[-1] == limit
+
+
+def test_words_that_trail_off_outweigh_a_complete_voice_and_stale_verdicts_change_nothing():
+    silence = Recorded()
+    turn_end = TurnEnd(silence, CHAT, has_model=True)
+    turn_end.model_says(0.9)
+    turn_end.words_say(True)
+    assert silence.limits[-1] == 2500
+    turn_end.over()
+    turn_end.model_says(0.9)
+    assert len(silence.limits) == 3
+
+
+def test_without_a_model_only_the_words_count():
+    silence = Recorded()
+    turn_end = TurnEnd(silence, CHAT, has_model=False)
+    assert silence.limits == []  # the hang-over, as the detector has it
+    turn_end.words_say(True)
+    assert silence.limits == [700 + 600]

@@ -14,7 +14,10 @@ The silence that ends the turn is then:
   default the mode's hang-over. On read speech the model calls most pauses at a natural dip inside a sentence
   complete (12 of 16 in bench/README.md), so trusting it to end turns sooner would cut people off; its "not
   complete" is what helps. ``PARLEY_TURN_COMPLETE_MS`` sets a shorter wait for operators whose callers it suits;
-- the mode's hang-over before the model's verdict is in.
+- until the model's verdict is in, up to ``incomplete_ms``: a verdict that is late (a busy machine) is waited
+  for rather than overtaken by the hang-over, which would end the turn on silence alone. The speculative reply
+  starts at the pause whatever the model says, so waiting for a verdict in time costs nothing; a model that
+  fails gives the hang-over back at once.
 
 Without a model (``PARLEY_TURN_MODEL=off``) only the words count, as before: words that trail off give the
 hang-over ``unfinished_extra_ms`` more.
@@ -54,9 +57,13 @@ class TurnEnd:
         self.probability: float | None = None  # the model's verdict
         self.unfinished: bool | None = None  # the words' verdict
         self._over = False
+        self._waiting = has_model  # for the model's verdict
+        if has_model:
+            self._apply()
 
-    def model_says(self, probability: float) -> None:
-        self.probability = probability
+    def model_says(self, probability: float | None) -> None:
+        """The model's verdict; None when it could not give one."""
+        self.probability, self._waiting = probability, False
         self._apply()
 
     def words_say(self, unfinished: bool) -> None:
@@ -74,6 +81,8 @@ class TurnEnd:
             return max(limits.incomplete, limits.hangover)
         if probability is not None:
             return min(limits.complete, limits.hangover)
+        if self._waiting:
+            return max(limits.incomplete, limits.hangover)
         return limits.hangover
 
     def _apply(self) -> None:

@@ -229,10 +229,13 @@ class TurnTaker:
 
     async def _judge_pause(self, turn_end: TurnEnd, audio: np.ndarray) -> None:
         """The end-of-turn model's verdict on the turn so far, for the pause it was asked about."""
-        probability = await self._hooks.turn_complete(audio)
+        probability = None
+        try:
+            probability = await self._hooks.turn_complete(audio)
+        finally:  # no verdict (the model failed) gives the silence its hang-over back
+            turn_end.model_says(probability)
         if probability is not None:
             logger.debug("pause after %.1f s of turn: complete %.2f", len(audio) / VAD_RATE, probability)
-            turn_end.model_says(probability)
 
     def close(self) -> None:
         """The call has ended (its tasks are cancelled): the person's audio and the replies go now."""
