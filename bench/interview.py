@@ -78,7 +78,7 @@ class Recorder:
             self.raw[-1] += delta
             yield delta
 
-    async def warm(self, messages: Sequence[ChatMessage]) -> None:
+    async def warm(self, messages: Sequence[ChatMessage], *, opening: bool = False) -> None:
         await self.llm.warm(messages)
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from server import admission, agent, ice, proxies, safe_json, sdp_guard, signall
 from server.audio.turn_model import TurnModel
 from server.audio.vad import SileroModel
 from server.config import Settings
+from server.dialogue.modes import DEFAULT_MODE
+from server.dialogue.responder import opening_messages
 from server.drain import DRAIN, Drain
 from server.heap import AfterCalls
-from server.languages import catalogue
+from server.languages import DEFAULT_LANGUAGE, catalogue
 from server.metrics import Metrics
 from server.protocol import Ended
 from server.providers.base import ProviderError, Providers
@@ -125,6 +128,7 @@ async def _load(models: Models, settings: Settings, factory: ProvidersFactory, v
         if settings.turn_model == "on":
             models.turn = await loop.run_in_executor(None, lambda: TurnModel(weights.ensure(weights.SMART_TURN)))
         models.providers = await loop.run_in_executor(None, factory, settings)
+        await _warm_default_opening(models.providers, settings)
         logger.info("models ready: %s", models.providers.describe())
     except ProviderError as exc:
         logger.error("start-up check failed: %s", exc)
@@ -134,6 +138,17 @@ async def _load(models: Models, settings: Settings, factory: ProvidersFactory, v
         models.error = str(exc) or type(exc).__name__
     finally:
         models.loaded.set()
+
+
+async def _warm_default_opening(providers: Providers, settings: Settings) -> None:
+    """The embedded chat model reads the default mode's opening before the server says it is ready (seconds here):
+    otherwise the first call waited for it. Calls that open otherwise read theirs once, during their greeting."""
+    started = time.monotonic()
+    try:
+        await providers.llm.warm(opening_messages(DEFAULT_MODE, DEFAULT_LANGUAGE, settings, providers), opening=True)
+    except Exception:  # the first call reads it instead
+        logger.warning("reading the default opening ahead failed", exc_info=True)
+    logger.info("default opening ready in %.1f s", time.monotonic() - started)
 
 
 @web.middleware

@@ -34,7 +34,7 @@ class StatelessLLM:
 
     reads_ahead = False
 
-    async def warm(self, messages: Sequence[ChatMessage]) -> None:
+    async def warm(self, messages: Sequence[ChatMessage], *, opening: bool = False) -> None:
         return None
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:
@@ -69,7 +69,7 @@ class FakeLLM:
             await asyncio.sleep(self.token_delay)
             yield word + " "
 
-    async def warm(self, messages: Sequence[ChatMessage]) -> None:
+    async def warm(self, messages: Sequence[ChatMessage], *, opening: bool = False) -> None:
         return None
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:

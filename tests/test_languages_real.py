@@ -51,7 +51,7 @@ class Recorder:
         self.prompts.append(list(messages))
         return self.real.llm.stream(messages, **sampling)
 
-    async def warm(self, messages: Sequence[ChatMessage]) -> None:
+    async def warm(self, messages: Sequence[ChatMessage], *, opening: bool = False) -> None:
         await self.real.llm.warm(messages)
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:

@@ -34,7 +34,7 @@ from server.protocol import (
     StateChange,
     Transcript,
 )
-from server.providers.base import ProviderError, Providers, VoiceStyle
+from server.providers.base import ChatMessage, ProviderError, Providers, VoiceStyle
 
 logger = logging.getLogger("server.session")  # one logger for a call's lines
 
@@ -137,7 +137,7 @@ class Responder:
             # The chat model reads the system prompt (seconds, on a cold cache: the first call after start-up, or
             # after another call's conversation) while the greeting is said, not after it, when the person may
             # already be talking.
-            self._spawn(self.providers.llm.warm(self.conversation.messages()))
+            self._spawn(self.providers.llm.warm(self.conversation.messages(), opening=True))
         await self._run_reply(handle, reply, lambda: reply.say(text))
         if warm and self.interview is not None:  # (other modes warm after every reply: _run_reply)
             # The greeting is part of the prompt now: read it too, while the person listens.
@@ -294,3 +294,12 @@ class Responder:
         reply = self._speaking.speech if self._speaking is not None else None
         if reply is not None and segment in reply.segments:
             reply.segment_done(segment)
+
+
+def opening_messages(mode: str, language: str, settings: Settings, providers: Providers) -> list[ChatMessage]:
+    """What every call in ``mode`` and ``language`` starts its prompt with, before its greeting: the system prompt,
+    and the interview's example exchange (what a call's greeting warms; the server warms the default at start-up)."""
+    interview = interview_for(mode, language, settings, providers, random.Random())
+    if interview is not None:
+        return interview.prompt()
+    return Conversation(PERSONAS[mode].system_prompt(language)).messages()

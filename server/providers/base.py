@@ -56,8 +56,9 @@ class ChatModel(Protocol):
         """Yields the reply's text deltas as they are generated; cancelling the consumer stops generation."""
         ...
 
-    async def warm(self, messages: Sequence[ChatMessage]) -> None:
-        """Prepares for a conversation that starts with ``messages`` (e.g. evaluates the prompt ahead)."""
+    async def warm(self, messages: Sequence[ChatMessage], *, opening: bool = False) -> None:
+        """Prepares for a conversation that starts with ``messages`` (e.g. evaluates the prompt ahead). An
+        ``opening`` is how every call in one mode and language starts: worth keeping ready for the next one."""
         ...
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:

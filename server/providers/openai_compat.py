@@ -123,7 +123,7 @@ class OpenAIChat:
             logger.warning("chat stream broke: %s", type(exc).__name__)
             raise ProviderError("the language model: the reply was cut off", "llm") from exc
 
-    async def warm(self, messages: Sequence[ChatMessage]) -> None:
+    async def warm(self, messages: Sequence[ChatMessage], *, opening: bool = False) -> None:
         return None  # a remote server keeps its own caches
 
     async def prefill(self, messages: Sequence[ChatMessage]) -> None:

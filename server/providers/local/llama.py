@@ -19,6 +19,7 @@ from typing import Any
 
 from server.providers.base import ChatMessage, ProviderError
 from server.providers.local import weights
+from server.providers.local.prompt_states import PromptStates
 from server.providers.local.threads import stream_from_thread
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ PREFILL_CHUNK = 4  # tokens per llama.cpp batch in prefill (~0.15 s here): how s
 # took as long in 64-token batches as in one (8-40 s either way on the busy 2 cores, 2026-12-02), and a stop
 # 0.5 s in ended the reading after the chunk in hand.
 PROMPT_CHUNK = 64
+# Tokens per batch of an opening read ahead of its call (at start-up, during the greeting): nobody waits on a stop.
+OPENING_CHUNK = 32
 
 
 class LlamaChat:
@@ -48,6 +51,7 @@ class LlamaChat:
             verbose=False,
         )
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="llm")
+        self._states = PromptStates(self._llm)  # openings read before, loaded rather than read again
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         model = self._llm._model  # the same template and special tokens create_chat_completion renders with
@@ -100,7 +104,7 @@ class LlamaChat:
         it, and the rest of a long one, in one batch: a batch more would cost about a token's time."""
         tokens = self._tokens(messages)
         llm = self._llm
-        kept = llm.longest_token_prefix(llm._input_ids, tokens)
+        kept = self._from_kept(tokens)
         if len(tokens) - kept < 2 * PROMPT_CHUNK:
             return
         end = kept + (len(tokens) - kept) // PROMPT_CHUNK * PROMPT_CHUNK
@@ -124,10 +128,10 @@ class LlamaChat:
             logger.exception("generation failed")
             raise ProviderError("the language model failed") from exc
 
-    async def warm(self, messages: Sequence[ChatMessage]) -> None:
+    async def warm(self, messages: Sequence[ChatMessage], *, opening: bool = False) -> None:
         """Evaluates ``messages`` and the opening of the person's next message into the KV cache, so the next
-        turn starts warm."""
-        await self.prefill([*messages, {"role": "user", "content": ""}])
+        turn starts warm. An ``opening`` is kept, to be loaded rather than read by the next call that opens so."""
+        await self.prefill([*messages, {"role": "user", "content": ""}], keep=opening)
 
     def _tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
         """The prompt of ``messages`` up to the end of the last one's text: no end-of-message token."""
@@ -136,24 +140,38 @@ class LlamaChat:
         prompt = rendered[: rendered.rindex(_CUT)]
         return self._llm.tokenize(prompt.encode(), add_bos=False, special=True)
 
-    def _prefill(self, messages: Sequence[ChatMessage], stop: threading.Event) -> int:
-        tokens = self._tokens(messages)
+    def _from_kept(self, tokens: list[int]) -> int:
+        """How much of ``tokens`` the cache holds, after loading the kept opening that shares most of their
+        beginning when that is more than it held."""
         llm = self._llm
         kept = llm.longest_token_prefix(llm._input_ids, tokens)
+        opening, shared = self._states.closest(tokens)
+        if shared > kept and self._states.load(opening):
+            return shared
+        return kept
+
+    def _prefill(self, messages: Sequence[ChatMessage], stop: threading.Event, keep: bool = False) -> int:
+        tokens = self._tokens(messages)
+        llm = self._llm
+        kept = self._from_kept(tokens)
         llm.n_tokens = kept  # eval() drops the cache beyond this point before it appends
-        for start in range(kept, len(tokens), PREFILL_CHUNK):
+        chunk = OPENING_CHUNK if keep else PREFILL_CHUNK
+        for start in range(kept, len(tokens), chunk):
             if stop.is_set():
                 break
-            llm.eval(tokens[start : start + PREFILL_CHUNK])
+            llm.eval(tokens[start : start + chunk])
+        if keep and llm.n_tokens == len(tokens):
+            self._states.keep(tokens)
         return llm.n_tokens - kept
 
-    async def prefill(self, messages: Sequence[ChatMessage]) -> None:
+    async def prefill(self, messages: Sequence[ChatMessage], keep: bool = False) -> None:
         """Evaluates ``messages`` into the KV cache up to the end of the last one's text, which the person is
         still speaking: their next words are appended to it, so only those are left for the reply."""
         stop = threading.Event()
         started = time.monotonic()
         try:
-            added = await asyncio.get_running_loop().run_in_executor(self._executor, self._prefill, messages, stop)
+            loop = asyncio.get_running_loop()
+            added = await loop.run_in_executor(self._executor, self._prefill, messages, stop, keep)
         finally:
             stop.set()  # cancelled (the person paused): the worker stops after its current chunk
         logger.debug("prefilled %d tokens in %.0f ms", added, (time.monotonic() - started) * 1000)
