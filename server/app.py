@@ -15,7 +15,7 @@ from server import admission, agent, ice, proxies, safe_json, sdp_guard, signall
 from server.audio.turn_model import TurnModel
 from server.audio.vad import SileroModel
 from server.config import Settings
-from server.dialogue.modes import DEFAULT_MODE
+from server.dialogue.modes import DEFAULT_MODE, PERSONAS
 from server.dialogue.responder import opening_messages
 from server.drain import DRAIN, Drain
 from server.heap import AfterCalls
@@ -128,7 +128,7 @@ async def _load(models: Models, settings: Settings, factory: ProvidersFactory, v
         if settings.turn_model == "on":
             models.turn = await loop.run_in_executor(None, lambda: TurnModel(weights.ensure(weights.SMART_TURN)))
         models.providers = await loop.run_in_executor(None, factory, settings)
-        await _warm_default_opening(models.providers, settings)
+        await _warm_openings(models.providers, settings)
         logger.info("models ready: %s", models.providers.describe())
     except ProviderError as exc:
         logger.error("start-up check failed: %s", exc)
@@ -140,15 +140,19 @@ async def _load(models: Models, settings: Settings, factory: ProvidersFactory, v
         models.loaded.set()
 
 
-async def _warm_default_opening(providers: Providers, settings: Settings) -> None:
-    """The embedded chat model reads the default mode's opening before the server says it is ready (seconds here):
-    otherwise the first call waited for it. Calls that open otherwise read theirs once, during their greeting."""
+async def _warm_openings(providers: Providers, settings: Settings) -> None:
+    """The embedded chat model reads each mode's opening in the default language before the server says it is
+    ready (seconds each here), the default mode's last: otherwise the first call in a mode waited for it, or read it
+    during its greeting while the greeting's synthesis shared the cores (9 s for 145 tokens). Calls in other
+    languages read theirs once, during their greeting; every later call loads it (prompt_states.py)."""
     started = time.monotonic()
+    modes = sorted(PERSONAS, key=lambda mode: mode == DEFAULT_MODE)
     try:
-        await providers.llm.warm(opening_messages(DEFAULT_MODE, DEFAULT_LANGUAGE, settings, providers), opening=True)
-    except Exception:  # the first call reads it instead
-        logger.warning("reading the default opening ahead failed", exc_info=True)
-    logger.info("default opening ready in %.1f s", time.monotonic() - started)
+        for mode in modes:
+            await providers.llm.warm(opening_messages(mode, DEFAULT_LANGUAGE, settings, providers), opening=True)
+    except Exception:  # the first calls read them instead
+        logger.warning("reading the openings ahead failed", exc_info=True)
+    logger.info("openings ready in %.1f s", time.monotonic() - started)
 
 
 @web.middleware
