@@ -127,8 +127,9 @@ async def _load(models: Models, settings: Settings, factory: ProvidersFactory, v
         models.vad = await loop.run_in_executor(None, lambda: SileroModel(weights.ensure(weights.SILERO_VAD)))
         if settings.turn_model == "on":
             models.turn = await loop.run_in_executor(None, lambda: TurnModel(weights.ensure(weights.SMART_TURN)))
-        models.providers = await loop.run_in_executor(None, factory, settings)
-        await _warm_openings(models.providers, settings)
+        providers = await loop.run_in_executor(None, factory, settings)
+        await _warm_openings(providers, settings)
+        models.providers = providers  # ready: /healthz says so, /offer and the balancer's agent check go ahead
         logger.info("models ready: %s", models.providers.describe())
     except ProviderError as exc:
         logger.error("start-up check failed: %s", exc)
