@@ -13,7 +13,7 @@ from aiortc import RTCDataChannel
 
 from server import safe_json
 from server.dialogue.modes import LANGUAGES, PERSONAS
-from server.protocol import CLIENT_MESSAGES, ModeMessage, ServerEvent, TextMessage
+from server.protocol import CLIENT_MESSAGES, CONTROL_FIELDS, ModeMessage, ServerEvent, TextMessage
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,15 @@ class Command:
     name: str
 
 
-ClientMessage = TextInput | ModeChange | Reset | Command
+@dataclass(frozen=True)
+class Control:
+    """A call control (``mute``, ``hold``, ``push_to_talk``, ``talk``) switched on or off."""
+
+    name: str
+    on: bool
+
+
+ClientMessage = TextInput | ModeChange | Reset | Command | Control
 
 
 def parse_client_message(raw: str | bytes) -> ClientMessage:
@@ -91,6 +99,12 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
         return ModeChange(mode, language)
     if kind == "reset":
         return Reset()
+    if kind in CONTROL_FIELDS:
+        field = CONTROL_FIELDS[kind]
+        on = data.get(field)
+        if not isinstance(on, bool):
+            raise BadMessage("bad_message", f'"{field}" must be true or false')
+        return Control(kind, on)
     return Command(kind)  # end, scorecard
 
 

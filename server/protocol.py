@@ -91,6 +91,16 @@ class Scorecard(TypedDict):
     study_next: list[str]
 
 
+class Controls(TypedDict):
+    """The call's controls as the server holds them, after each control message."""
+
+    type: Literal["controls"]
+    muted: bool
+    held: bool
+    push_to_talk: bool
+    talking: bool
+
+
 class Ended(TypedDict):
     """Just before the server ends the call."""
 
@@ -98,7 +108,9 @@ class Ended(TypedDict):
     reason: EndReason
 
 
-ServerEvent = Ready | StateChange | Speech | Transcript | Caption | Interrupted | Metrics | Error | Scorecard | Ended
+ServerEvent = (
+    Ready | StateChange | Speech | Transcript | Caption | Interrupted | Metrics | Error | Scorecard | Controls | Ended
+)
 
 
 # -- client to server -----------------------------------------------------------------------------------------
@@ -131,7 +143,40 @@ class ScorecardMessage(TypedDict):
     type: Literal["scorecard"]
 
 
-ClientWireMessage = TextMessage | ModeMessage | ResetMessage | EndMessage | ScorecardMessage
+class MuteMessage(TypedDict):
+    """The person's microphone is muted: the server hears nothing from them, and the idle limit waits."""
+
+    type: Literal["mute"]
+    muted: bool
+
+
+class HoldMessage(TypedDict):
+    """Give me a moment: the bot is quiet, no silence ends the person's turn, and the idle limit waits."""
+
+    type: Literal["hold"]
+    held: bool
+
+
+class PushToTalkMessage(TypedDict):
+    """Push-to-talk on or off: while on, the person is heard only while the talk button is down."""
+
+    type: Literal["push_to_talk"]
+    enabled: bool
+
+
+class TalkMessage(TypedDict):
+    """Push-to-talk's button: down cuts the bot and starts the turn; up ends it at once."""
+
+    type: Literal["talk"]
+    pressed: bool
+
+
+CONTROL_FIELDS = {"mute": "muted", "hold": "held", "push_to_talk": "enabled", "talk": "pressed"}
+
+ClientWireMessage = (
+    TextMessage | ModeMessage | ResetMessage | EndMessage | ScorecardMessage
+    | MuteMessage | HoldMessage | PushToTalkMessage | TalkMessage
+)  # fmt: skip
 
 
 def kinds(*types: type) -> dict[str, type]:
@@ -139,5 +184,10 @@ def kinds(*types: type) -> dict[str, type]:
     return {get_args(get_type_hints(t)["type"])[0]: t for t in types}
 
 
-SERVER_EVENTS = kinds(Ready, StateChange, Speech, Transcript, Caption, Interrupted, Metrics, Error, Scorecard, Ended)
-CLIENT_MESSAGES = kinds(TextMessage, ModeMessage, ResetMessage, EndMessage, ScorecardMessage)
+SERVER_EVENTS = kinds(
+    Ready, StateChange, Speech, Transcript, Caption, Interrupted, Metrics, Error, Scorecard, Controls, Ended
+)
+CLIENT_MESSAGES = kinds(
+    TextMessage, ModeMessage, ResetMessage, EndMessage, ScorecardMessage,
+    MuteMessage, HoldMessage, PushToTalkMessage, TalkMessage,
+)  # fmt: skip

@@ -26,12 +26,13 @@ from server.audio.outbound import Segment, SpeechTrack
 from server.audio.turn_model import TurnModel
 from server.audio.vad import SileroModel
 from server.config import Settings
+from server.controls import CallControls
 from server.dialogue.ahead import listens_ahead
 from server.dialogue.backchannel import is_backchannel
 from server.dialogue.reply import ReplyHandle
 from server.dialogue.responder import Responder
 from server.dialogue.turn_taking import TurnTaker
-from server.events import BadMessage, Command, EventChannel, ModeChange, Reset, TextInput, parse_client_message
+from server.events import BadMessage, Command, Control, EventChannel, ModeChange, Reset, TextInput, parse_client_message
 from server.message_rate import MessageRate
 from server.metrics import Metrics
 from server.protocol import Ended, EndReason, Error, Ready, ServerEvent
@@ -81,6 +82,7 @@ class Call:
         )  # fmt: skip
         self.turn_taker = TurnTaker(hearing, self.options, self, metrics, mode, has_turn_model=turn_model is not None)
         self._inbound = InboundAudio()
+        self.controls = CallControls()
         self._greeted = False
         self.closed = asyncio.Event()
         self.started_at = time.monotonic()
@@ -187,6 +189,8 @@ class Call:
             now = time.monotonic()
             if now - self.started_at >= settings.max_call_s:
                 return self.end("max_duration")
+            if self.controls.pauses_idle:
+                self.last_activity = now
             if now - self.last_activity >= settings.idle_s:
                 return self.end("idle")
             await asyncio.sleep(min(1.0, settings.idle_s / 4, settings.max_call_s / 4))
@@ -318,6 +322,13 @@ class Call:
         elif isinstance(message, Reset):
             self.turn_taker.barge_in()
             self._restart()
+        elif isinstance(message, Control):
+            if message.name == "talk" and message.on:
+                self.person_active()
+            if (refused := self.controls.apply(message, self.turn_taker)) is not None:
+                self.send(Error(type="error", code="bad_message", message=refused))
+            else:
+                self.send(self.controls.event())
         elif isinstance(message, Command) and message.name == "end":
             self.end("requested")  # the scorecard goes first
         elif isinstance(message, Command):

@@ -155,6 +155,7 @@ class ScriptedCall:
         for probability in probabilities:
             self.vad.probabilities.append(probability)
             self.call.turn_taker.hear(voice(level if probability >= 0.5 else 0.0))
+            self.vad.probabilities.clear()  # not asked for (the person is muted): the script moves on all the same
 
     def frame(self) -> np.ndarray:
         """The bot's next 20 ms, as the sender would take it."""

@@ -52,13 +52,16 @@ class Hearing:
         self._on_false_start = on_false_start
         self._release_at_ms: int | None = None  # a dropped onset: the bot goes on then, unless speech comes back
 
-    def update(self, window: np.ndarray) -> VadEvent | None:
-        """One 32 ms window (float32, 16 kHz). Returns the turn events (start, pause, resume, end)."""
-        # Between turns, long digital silence may skip Silero.
-        probability = self._vad(window, not self.detector.speaking)
-        quiet = self.detector.state is VadState.QUIET  # so the echo gain is learned from the bot alone
-        if self._echo.is_echo(window, learn=quiet) and not self.detector.speaking:
-            probability = 0.0
+    def update(self, window: np.ndarray, heard: bool = True) -> VadEvent | None:
+        """One 32 ms window (float32, 16 kHz). Returns the turn events (start, pause, resume, end). A window not
+        ``heard`` (the person is muted) is silence, without asking the VAD."""
+        probability = 0.0
+        if heard:
+            # Between turns, long digital silence may skip Silero.
+            probability = self._vad(window, not self.detector.speaking)
+            quiet = self.detector.state is VadState.QUIET  # so the echo gain is learned from the bot alone
+            if self._echo.is_echo(window, learn=quiet) and not self.detector.speaking:
+                probability = 0.0
         playing = self._track.busy
         self.detector.confirm_after(self._barge_in_windows if playing else self._start_windows)
         event = self.detector.update(probability)

@@ -11,7 +11,8 @@ Thresholds (silero-vad ``VADIterator`` style hysteresis):
 - once speaking, a window below ``threshold - 0.15`` starts a silence; when it has lasted ``pause_ms`` (96 ms)
   it is a *pause* (the dips between words are shorter), and a speech window after that *resumes* the turn;
 - the turn *ends* when the silence lasts ``hangover_ms``, or the limit ``limit_silence()`` set for this silence
-  (server/dialogue/turn_end.py decides it from what is heard in the pause).
+  (server/dialogue/turn_end.py decides it from what is heard in the pause), but never while ``holding`` (the
+  person asked for a moment); ``end_now()`` ends it at once (push-to-talk's button released).
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ class SpeechDetector:
         self._run = 0  # consecutive speech windows while STARTING
         self._mark_ms = 0  # onset while STARTING, silence start while STOPPING
         self._limit_ms: int | None = None  # the current silence's own limit, instead of the hang-over
+        self.holding = False  # the person asked for a moment: no silence ends their turn
 
     def confirm_after(self, start_windows: int) -> None:
         """Speech windows that confirm speech from now on (more while the bot speaks: server/audio/hearing.py)."""
@@ -143,6 +145,15 @@ class SpeechDetector:
         it has lasted that long already, at the next window)."""
         if self.state is VadState.STOPPING:
             self._limit_ms = limit_ms
+
+    def end_now(self) -> VadEvent | None:
+        """Ends the turn in progress now, silence or not (push-to-talk's button is up); None when there is none."""
+        if not self.speaking:
+            return None
+        now = self.now_ms
+        mark = self._mark_ms if self.state is VadState.STOPPING else now
+        self.state, self._limit_ms = VadState.QUIET, None
+        return VadEvent(VadEventKind.END, mark, now - WINDOW_MS)
 
     @property
     def now_ms(self) -> int:
@@ -184,7 +195,8 @@ class SpeechDetector:
             self.state, self._limit_ms = VadState.SPEAKING, None
             return VadEvent(VadEventKind.RESUME, at, at) if self._paused else None
         silence_ms = at + WINDOW_MS - self._mark_ms
-        if silence_ms >= (self._hangover_ms if self._limit_ms is None else self._limit_ms):
+        limit_ms = self._hangover_ms if self._limit_ms is None else self._limit_ms
+        if silence_ms >= limit_ms and not self.holding:
             self.state, self._limit_ms = VadState.QUIET, None
             return VadEvent(VadEventKind.END, self._mark_ms, at)
         if silence_ms >= self._pause_ms and not self._paused:

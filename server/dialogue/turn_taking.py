@@ -117,12 +117,16 @@ class TurnTaker:
         self._continuing = False  # the utterance takes up the turn before it (its speech comes first)
         self._overlap: Overlap | None = None  # speech over the bot, not yet known to be a barge-in
         self._current: ReplyHandle | None = None  # the reply started last
+        self._listening = True  # False while the person is muted, or between push-to-talk presses
+        self._quiet = np.zeros(WINDOW, dtype=np.float32)  # what is heard instead: the stream's time runs on
 
     # -- hearing --------------------------------------------------------------------------------------------
     def hear(self, window: np.ndarray) -> None:
         """One 32 ms window. Silero takes ~0.1 ms, so it runs right here: a thread hop would cost more and
         delay the barge-in decision."""
-        event = self._hearing.update(window)
+        if not self._listening:
+            window = self._quiet  # kept in the utterance, whatever the client sends while muted
+        event = self._hearing.update(window, heard=self._listening)
         utterance = self._utterance
         if utterance is not None:
             utterance.append(window)
@@ -247,6 +251,25 @@ class TurnTaker:
         """A new mode's silences."""
         self._limits = self._options.limits_for(mode)
         self._hearing.detector.set_hangover(self._limits.hangover)
+
+    # -- the person's controls --------------------------------------------------------------------------------
+    def listen(self, on: bool) -> None:
+        """Whether the person's microphone counts (not while muted, nor between push-to-talk presses): what it
+        sends meanwhile is heard as silence, so a turn in progress ends as if they had stopped talking."""
+        self._listening = on
+
+    def hold(self, held: bool) -> None:
+        """A person who asked for a moment: the bot stops, and no silence ends their turn until they release it
+        (then a silence that has lasted long enough ends it at the next window)."""
+        self._hearing.detector.holding = held
+        if held:
+            self.barge_in()
+
+    def end_turn_now(self) -> None:
+        """Push-to-talk's button is up: the turn in progress ends now, with no hang-over."""
+        event = self._hearing.detector.end_now()
+        if event is not None:
+            self.on_vad(event)
 
     # -- replies --------------------------------------------------------------------------------------------
     def answer_text(self, text: str) -> ReplyHandle:
