@@ -95,8 +95,8 @@ class Microphone(MediaStreamTrack):
     async def recv(self) -> AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
+        if self._start is None:  # pts go on from where they were (a new connection: reconnect())
+            self._start = time.monotonic() - self._pts / RATE
         wait = self._start + self._pts / RATE - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
@@ -119,6 +119,10 @@ class Microphone(MediaStreamTrack):
         frame.time_base = Fraction(1, RATE)
         self._pts += FRAME
         return frame
+
+    def resync(self) -> None:
+        """A new connection takes the track: its clock starts again, rather than catching up the gap in a burst."""
+        self._start = None
 
     def _echo_due(self) -> np.ndarray | None:
         due = time.monotonic() - self.echo_delay_s
@@ -193,17 +197,21 @@ class CallClient:
         self.token = token
         self.headers = headers or {}
         self.mode, self.language = mode, language
-        # Never None: with no configuration aiortc would ask a public STUN server.
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers or []))
+        self._ice_servers = ice_servers or []  # never empty-handed: with no configuration aiortc asks a public STUN
         self.mic = Microphone()
         self.recording = Recording()
         self.events: list[tuple[float, dict[str, Any]]] = []
         self.session_id: str | None = None
+        self.reconnect_secret: str | None = None  # lets this client, and no other, take the call over again
         self.on_event: Callable[[dict[str, Any]], None] | None = None
         self._changed = asyncio.Condition()
+        self._reader: asyncio.Task[None] | None = None
+        self._new_connection()
+
+    def _new_connection(self) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice_servers))
         self._channel = self.pc.createDataChannel("events", ordered=True)
         self._channel.on("message", self._on_message)
-        self._reader: asyncio.Task[None] | None = None
 
     def _on_message(self, raw: str | bytes) -> None:
         event = json.loads(raw)
@@ -217,6 +225,31 @@ class CallClient:
             self._changed.notify_all()
 
     async def connect(self, timeout: float = 20.0) -> None:
+        body: dict[str, Any] = {}
+        if self.mode:
+            body["mode"] = self.mode
+        if self.language:
+            body["language"] = self.language
+        data = await self._negotiate("/offer", body, timeout)
+        self.session_id, self.reconnect_secret = data["session_id"], data.get("reconnect_secret")
+
+    async def reconnect(self, timeout: float = 20.0) -> None:
+        """The same call on a new connection (as after a network change): the old one is dropped, and the server,
+        which keeps the call's conversation for ``PARLEY_RECONNECT_S``, is offered a new one (``POST /resume``)."""
+        old = self.pc
+        if self._reader is not None:
+            self._reader.cancel()
+        self._new_connection()
+        for sender in old.getSenders():  # aiortc would end the microphone with the old connection
+            if sender.track is self.mic:
+                sender.replaceTrack(None)
+        await old.close()
+        self.mic.resync()
+        await self._negotiate("/resume", {"session_id": self.session_id, "reconnect_secret": self.reconnect_secret},
+                              timeout)  # fmt: skip
+
+    async def _negotiate(self, path: str, fields: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Offers the microphone on ``self.pc`` at ``path``; returns the answer's JSON once ``ready`` has come."""
         self.pc.addTrack(self.mic)
 
         @self.pc.on("track")
@@ -224,23 +257,20 @@ class CallClient:
             self._reader = asyncio.get_running_loop().create_task(self._record(track))
 
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        body: dict[str, Any] = {"sdp": self.pc.localDescription.sdp, "type": "offer"}
-        if self.mode:
-            body["mode"] = self.mode
-        if self.language:
-            body["language"] = self.language
+        body = {"sdp": self.pc.localDescription.sdp, "type": "offer", **fields}
         headers = {**self.headers, **({"Authorization": f"Bearer {self.token}"} if self.token else {})}
         connector = aiohttp.TCPConnector(local_addr=(self.local_addr, 0)) if self.local_addr else None
+        asked = time.monotonic()
         async with (
             aiohttp.ClientSession(connector=connector) as http,
-            http.post(f"{self.url}/offer", json=body, headers=headers) as resp,
+            http.post(f"{self.url}{path}", json=body, headers=headers) as resp,
         ):
             data = await resp.json()
             if resp.status != 200:
                 raise RuntimeError(f"offer refused ({resp.status}): {data.get('error')}")
-        self.session_id = data["session_id"]
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=data["sdp"], type=data["type"]))
-        await self.wait_for(lambda e: e["type"] == "ready", timeout)
+        await self.wait_for(lambda e: e["type"] == "ready", timeout, asked)
+        return data
 
     async def _record(self, track: MediaStreamTrack) -> None:
         resampler = AudioResampler(format="s16", layout="mono", rate=RATE)

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from server import admission, agent, ice, proxies, safe_json, sdp_guard, signalling, tokens
+from server.audio.outbound import ConnectionTrack
 from server.audio.turn_model import TurnModel
 from server.audio.vad import SileroModel
 from server.config import Settings
@@ -105,6 +106,7 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app.router.add_get("/languages", languages)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/offer", offer)
+    app.router.add_post("/resume", resume)
     app.router.add_post("/tokens", mint_token)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
     return app
@@ -316,7 +318,46 @@ async def offer(request: web.Request) -> web.Response:
     if isinstance(placed, web.Response):
         return placed
     call, answer = placed
+    return web.json_response(
+        {"sdp": answer.sdp, "type": answer.type, "session_id": call.session_id,
+         "reconnect_secret": call.reconnection.secret}
+    )  # fmt: skip
+
+
+async def resume(request: web.Request) -> web.Response:
+    """A call's client coming back on a new connection (server/reconnect.py): a new offer, the call's
+    ``session_id`` and the ``reconnect_secret`` its first answer gave it. Needs no call token: the secret is it."""
+    app = request.app
+    settings = app[SETTINGS]
+    try:
+        body = await signalling.read_json(request, settings.http_timeout_s)
+        sdp = signalling.parse_offer(body)[0]
+    except signalling.OfferError as exc:
+        return signalling.json_error(exc.status, str(exc))
+    session_id = body.get("session_id")
+    call = app[CALLS].get(session_id) if isinstance(session_id, str) else None
+    if call is None or call.ending:
+        return signalling.json_error(404, "that call has ended (or is not on this server): start a new one")
+    if not call.reconnection.owned_by(body.get("reconnect_secret")):
+        return signalling.json_error(403, "that call belongs to another client")
+    pc = RTCPeerConnection(ice.configuration(_ice_for(app, call.session_id)))
+    call.wire(pc)
+    await call.reconnection.take_over(pc)
+    try:
+        answer = await signalling.answer(pc, sdp, ConnectionTrack(call.track), settings.ice_loopback, app[ICE_ALLOW])
+    except signalling.OfferError as exc:  # the call stays away, waiting for a usable offer
+        return signalling.json_error(400, str(exc))
+    logger.info("call %s: taken over by a new connection", call.session_id)
     return web.json_response({"sdp": answer.sdp, "type": answer.type, "session_id": call.session_id})
+
+
+def _ice_for(app: web.Application, session_id: str) -> list[dict]:
+    """The ICE servers of one call: the configured ones, and the server's own relay on a credential of its own."""
+    servers = list(app[ICE_SERVERS])
+    settings = app[SETTINGS]
+    if settings.turn_secret:
+        servers.append(_turn(settings, session_id))
+    return servers
 
 
 async def _place(
@@ -341,16 +382,13 @@ async def _place(
             return signalling.json_error(exc.status, str(exc))
 
     session_id = signalling.new_session_id()
-    servers = list(app[ICE_SERVERS])
-    if settings.turn_secret:  # the server's own relay, if it needs one, on a credential of this call's
-        servers.append(_turn(settings, session_id))
-    pc = RTCPeerConnection(ice.configuration(servers))
+    pc = RTCPeerConnection(ice.configuration(_ice_for(app, session_id)))
     call = Call(
         session_id, pc, settings, models.providers, models.vad, app[METRICS], mode, language, grant, models.turn
     )
     call.attach()
     try:
-        answer = await signalling.answer(pc, sdp, call.track, settings.ice_loopback, app[ICE_ALLOW])
+        answer = await signalling.answer(pc, sdp, ConnectionTrack(call.track), settings.ice_loopback, app[ICE_ALLOW])
     except signalling.OfferError as exc:
         await call.close()
         return signalling.json_error(400, str(exc))

@@ -116,8 +116,11 @@ class Settings:
     # typing (control messages do not count).
     max_call_s: float = 1800.0
     idle_s: float = 300.0
-    # A peer whose audio stops arriving for this long has vanished (tab killed, network gone): hang up.
+    # A peer whose audio stops arriving for this long has vanished (tab killed, network gone), or whose connection
+    # failed: the call keeps its state and its slot for reconnect_s, for its client to come back with a re-offer
+    # (POST /resume), then ends. 0: it ends at once.
     peer_timeout_s: float = 10.0
+    reconnect_s: float = 30.0
     # Other origins whose pages may place calls (comma-separated, e.g. https://app.example.com).
     cors_origins: str = ""
     # Proxies (comma-separated IPs or CIDR networks) whose X-Forwarded-For/-Proto/-Host are believed: requests

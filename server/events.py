@@ -117,6 +117,9 @@ class EventChannel:
         self._unsent: deque[str] = deque(maxlen=UNSENT_EVENTS)
 
     def attach(self, channel: RTCDataChannel, on_open: Callable[[], None]) -> None:
+        """The call's channel (a new one replaces the last, on a reconnected call)."""
+        if self._channel is not None and self._channel is not channel:
+            self._channel.remove_all_listeners()
         self._channel = channel
         if channel.readyState == "open":
             on_open()

@@ -37,6 +37,7 @@ from server.message_rate import MessageRate
 from server.metrics import Metrics
 from server.protocol import Ended, EndReason, Error, Ready, ServerEvent
 from server.providers.base import Providers
+from server.reconnect import Reconnection
 from server.tokens import Grant, TokenError
 from server.turn_options import TurnOptions
 
@@ -83,7 +84,8 @@ class Call:
         self.turn_taker = TurnTaker(hearing, self.options, self, metrics, mode, has_turn_model=turn_model is not None)
         self._inbound = InboundAudio()
         self.controls = CallControls()
-        self._greeted = False
+        self._greeted = False  # connected once, and greeted
+        self.reconnection = Reconnection(self)
         self.closed = asyncio.Event()
         self.started_at = time.monotonic()
         self.last_activity = self.started_at  # the person's last speech or typed message
@@ -93,13 +95,16 @@ class Call:
 
     # -- wiring ---------------------------------------------------------------------------------------------
     def attach(self) -> None:
-        pc = self.pc
         self.spawn(self._watch_limits())
+        self.wire(self.pc)
+
+    def wire(self, pc: RTCPeerConnection) -> None:
+        """The handlers of the call's connection (the first, or one that replaced it: server/reconnect.py)."""
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio":
-                self.spawn(self._read_audio(track))
+                self.spawn(self._read_audio(track, pc))
 
         @pc.on("datachannel")
         def on_datachannel(channel: RTCDataChannel) -> None:
@@ -111,11 +116,23 @@ class Call:
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             logger.info("call %s: connection %s", self.session_id, pc.connectionState, extra=self._log("connection"))
-            if pc.connectionState == "connected" and not self._greeted:
-                self._greeted = True
-                self.turn_taker.say(self.responder.greeting())
+            if pc is not self.pc:
+                return  # a connection this call has replaced
+            if pc.connectionState == "connected":
+                self.reconnection.returned()
+                if not self._greeted:
+                    self._greeted = True
+                    self.turn_taker.say(self.responder.greeting())
             elif pc.connectionState in ("failed", "closed"):
-                await self.close()
+                self.reconnection.lost()
+
+    @property
+    def connected_once(self) -> bool:
+        return self._greeted
+
+    @property
+    def ending(self) -> bool:
+        return self._closing is not None or self.closed.is_set()
 
     def _log(self, event: str) -> dict[str, str]:
         return {"call": self.session_id, "event": event}
@@ -257,7 +274,7 @@ class Call:
         logger.info("call %s closed after %d turns", self.session_id, self.responder.turns, extra=self._log("closed"))
 
     # -- audio in -------------------------------------------------------------------------------------------
-    async def _read_audio(self, track: MediaStreamTrack) -> None:
+    async def _read_audio(self, track: MediaStreamTrack, pc: RTCPeerConnection) -> None:
         # Always drain the track: aiortc's inbound queue is unbounded.
         while True:
             try:
@@ -265,9 +282,13 @@ class Call:
             except MediaStreamError:
                 return
             except TimeoutError:
-                # Browsers send audio packets all the time, even in silence: none means the peer is gone.
-                self.end("peer_gone")
+                # Browsers send audio packets all the time, even in silence: none means the peer is gone (unless
+                # this is a connection the call has replaced).
+                if pc is self.pc:
+                    self.reconnection.lost()
                 return
+            if pc is not self.pc:
+                return  # replaced: the new connection's track is read now
             self.metrics.inbound_frames.inc()
             try:
                 windows = self._inbound.push(frame)

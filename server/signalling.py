@@ -94,6 +94,11 @@ async def read_offer(
     default_language: str | None = None,
     timeout_s: float = BODY_TIMEOUT_S,
 ) -> tuple[str, str, str]:
+    return parse_offer(await read_json(request, timeout_s), default_mode, default_language)
+
+
+async def read_json(request: web.Request, timeout_s: float = BODY_TIMEOUT_S) -> Any:
+    """An offer's JSON body, read within ``timeout_s`` and at most ``MAX_OFFER_BYTES``, or OfferError."""
     too_large = OfferError(f"the offer is too large: at most {MAX_OFFER_BYTES} bytes", status=413)
     if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
         raise too_large
@@ -108,10 +113,9 @@ async def read_offer(
     except RequestPayloadError as exc:  # e.g. "Content-Encoding: gzip" on a body that is not (found by fuzzing)
         raise OfferError(f"the body could not be read: {exc.args[0] if exc.args else 'bad payload'}") from exc
     try:
-        body = safe_json.loads(raw)
+        return safe_json.loads(raw)
     except safe_json.BadJson as exc:
         raise OfferError(f"the body is {exc}") from exc
-    return parse_offer(body, default_mode, default_language)
 
 
 async def read_body(request: web.Request, limit: int, too_large: Exception) -> bytes:

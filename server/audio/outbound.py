@@ -127,7 +127,7 @@ class SpeechTrack(MediaStreamTrack):
             raise MediaStreamError
         now = time.monotonic()
         if self._start is None:
-            self._start = now
+            self._start = now - self._pts / OUT_RATE  # pts go on from where they were (a new connection)
         else:
             wait = self._start + self._pts / OUT_RATE - now
             if wait > 0:
@@ -143,6 +143,11 @@ class SpeechTrack(MediaStreamTrack):
         frame.time_base = TIME_BASE
         self._pts += FRAME_SAMPLES
         return frame
+
+    def resync(self) -> None:
+        """A new connection takes the track: its clock starts again from its next frame, with pts going on, rather
+        than catching up the gap in a burst."""
+        self._start = self._last_sent = None
 
     def take_frame(self) -> np.ndarray:
         """The next 20 ms of samples, now (``next_frame`` paces it; tests drive the track with it directly)."""
@@ -201,3 +206,20 @@ class OutputResampler:
         if not frames:
             return np.zeros(0, dtype=np.int16)
         return np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
+
+
+class ConnectionTrack(MediaStreamTrack):
+    """What one connection's sender reads: the call's ``SpeechTrack``, which outlives the connection. aiortc stops
+    the track of a sender whose loop ends (the connection closed or failed); a call that reconnects
+    (server/reconnect.py) goes on sending the same track on its next connection, so each gets one of these."""
+
+    kind = "audio"
+
+    def __init__(self, source: SpeechTrack) -> None:
+        super().__init__()
+        self._source = source
+
+    async def recv(self) -> Packet | AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        return await self._source.recv()
