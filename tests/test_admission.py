@@ -164,7 +164,9 @@ async def test_other_origins_need_to_be_allowed(aiohttp_client):
 
 
 async def test_a_peer_that_vanishes_is_hung_up(start_server, call_client, started_apps):
-    url = await start_server(fake_providers(), Settings(ice_loopback=True, hangover_ms=500, peer_timeout_s=1.0))
+    # (after the grace period in which it could have come back: test_reconnect.py)
+    settings = Settings(ice_loopback=True, hangover_ms=500, peer_timeout_s=1.0, reconnect_s=1.0)
+    url = await start_server(fake_providers(), settings)
     call = await call_client(url, mode="chat")
     calls = started_apps[-1][CALLS]
     assert len(calls) == 1

@@ -62,8 +62,10 @@ async def test_a_codec_switch_mid_call_is_still_heard(
 
 async def test_audio_in_a_payload_type_never_negotiated_ends_the_call_with_an_event(start_server, call_client):
     """aiortc drops packets of a payload type the answer does not have: no frame reaches the call, which then
-    ends in words (the peer timeout) instead of staying open, deaf."""
-    url = await start_server(fake_providers(), Settings(ice_loopback=True, hangover_ms=500, peer_timeout_s=1.5))
+    ends in words (the peer timeout, then the grace period for its client to reconnect) instead of staying open,
+    deaf."""
+    settings = Settings(ice_loopback=True, hangover_ms=500, peer_timeout_s=1.5, reconnect_s=1.0)
+    url = await start_server(fake_providers(), settings)
     call = await call_client(url, mode="chat")
     greeted = await call.wait_listening(30)
     transceiver = next(t for t in call.pc.getTransceivers() if t.kind == "audio")

@@ -59,7 +59,8 @@ async def spoken_turn(call: CallClient, speech: np.ndarray, after: float) -> flo
 async def test_no_call_leaves_anything_behind(start_server, started_apps, tts_speech, silence, real_providers):
     stt = RememberedAudio(real_providers.stt)
     providers = Providers(stt=stt, llm=real_providers.llm, tts=real_providers.tts)
-    url = await start_server(providers, Settings(ice_loopback=True, hangover_ms=700, max_calls=3))
+    # A call hung up without "end" is kept for reconnect_s in case its client comes back (test_reconnect.py).
+    url = await start_server(providers, Settings(ice_loopback=True, hangover_ms=700, max_calls=3, reconnect_s=1.0))
     app_calls = started_apps[-1][CALLS]
     default_bank()  # the interview questions: read once for the whole server, not per call
     gc.collect()
