@@ -42,9 +42,16 @@ const Line = (() => {
     const level = grade(f);
     const text = `round trip ${Math.round(f.rtt)} ms, loss ${f.loss.toFixed(1)} %, jitter ${Math.round(f.jitter)} ms`;
     el.dataset.grade = level;
-    el.textContent = level === "poor" ? `Poor line: ${text}` : `Line: ${GRADES[level]}`;
-    el.title = text;
-    el.setAttribute("aria-label", `Line ${GRADES[level]}: ${text}`);
+    el.title = text; // the figures on hover; on a poor line in plain sight
+    if (level === "poor") {
+      el.textContent = `Poor line: ${text}`;
+    } else {
+      // Screen readers and keyboard users get the figures too, as text only they read.
+      const figures = document.createElement("span");
+      figures.className = "visually-hidden";
+      figures.textContent = ` (${text})`;
+      el.replaceChildren(`Line: ${GRADES[level]}`, figures);
+    }
     el.hidden = false;
   }
 
