@@ -1,4 +1,19 @@
-"""What the call page's tests (test_browser.py, test_cluster.py) read from inside the page."""
+"""The call page's tests in Chromium (test_browser.py, test_call_page.py, test_cluster.py): Debian's browser with
+a fake microphone, and what they read from inside the page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required",
+    # In a namespace with only loopback: let WebRTC use 127.0.0.1 and show it (not an mDNS name).
+    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
+]  # fmt: skip
 
 # Runs in the page before app.js: records every data-channel event, every change of the state label, and
 # the level of the remote stream (the <audio id="remote"> element's srcObject), each with performance.now().
@@ -26,3 +41,16 @@ document.addEventListener("DOMContentLoaded", () => {
   }, 20);
 });
 """
+
+
+async def open_page(playwright: Any, tmp_path: Path, mic: str, url: str) -> tuple[Any, Any]:
+    """Chromium with ``mic`` as its microphone (a WAV path, with Chromium's options), on the call page, probed."""
+    # A persistent context is how Playwright takes a --user-data-dir: a fresh one in tmp_path.
+    browser = await playwright.chromium.launch_persistent_context(
+        tmp_path / "profile", executable_path=CHROMIUM, headless=True,
+        args=[*FLAGS, f"--use-file-for-fake-audio-capture={mic}"],
+    )  # fmt: skip
+    page = browser.pages[0] if browser.pages else await browser.new_page()
+    await page.add_init_script(PROBE)
+    await page.goto(url + "/")
+    return browser, page

@@ -27,9 +27,8 @@ from server.config import Settings
 from server.languages import LANGUAGES
 from tests.fake_openai import KEY, FakeOpenAI
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
-from tests.page_probe import PROBE
+from tests.page_probe import CHROMIUM, open_page
 
-CHROMIUM = Path("/usr/lib/chromium/chromium")
 SAID = "What is the difference between a process and a thread?"
 HEARD = "what is a thread"
 REPLY = "A thread shares memory with its process. Want another question?"
@@ -41,27 +40,6 @@ LOUD = 0.05  # RMS (full scale 1.0) above which the page counts remote audio as 
 # Sound plays out after the state event that announces it: the receiver's jitter buffer holds tens of ms, but
 # on a loaded machine (two cores, the suite and other work running) it trailed by up to ~1 s.
 TAIL_MS = 1000
-
-FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required",
-    # In a namespace with only loopback: let WebRTC use 127.0.0.1 and show it (not an mDNS name).
-    "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
-]  # fmt: skip
-
-
-async def open_page(playwright: Any, tmp_path: Path, mic: str, url: str) -> tuple[Any, Any]:
-    """Chromium with ``mic`` as its microphone (a WAV path, with Chromium's options), on the call page, probed."""
-    # A persistent context is how Playwright takes a --user-data-dir: a fresh one in tmp_path.
-    browser = await playwright.chromium.launch_persistent_context(
-        tmp_path / "profile", executable_path=CHROMIUM, headless=True,
-        args=[*FLAGS, f"--use-file-for-fake-audio-capture={mic}"],
-    )  # fmt: skip
-    page = browser.pages[0] if browser.pages else await browser.new_page()
-    await page.add_init_script(PROBE)
-    await page.goto(url + "/")
-    return browser, page
 
 
 def at(item: dict[str, Any]) -> float:

@@ -8,9 +8,13 @@ const STATE_LABELS = { idle: "Not in a call", connecting: "Connecting…", liste
 let pc = null;
 let channel = null;
 let micStream = null;
-let meterTimer = null;
-let audioContext = null;
+let stopMicMeter = null;
+let stopBotMeter = null;
 let starting = false;
+let connectedAt = 0; // performance.now() when the call connected; 0 when not connected
+let clockTimer = null;
+let callLanguage = "en"; // the language of the call's captions: the offer's, then each "ready"'s
+const DIRECTIONS = { ar: "rtl" }; // filled from GET /languages; Arabic's known before it answers
 let lastCall = null; // the mode and language of the call placed last: "Call again" places the same
 let lostTimer = null;
 // The server sends audio every 20 ms for the whole call, silence included: none for this long, or a connection
@@ -20,6 +24,20 @@ const LOST_AFTER_MS = 3000;
 const STATS_EVERY_MS = 500;
 // The server's token (PARLEY_TOKEN), or a call token an app minted for this call: from #token=... in the URL.
 let token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
+
+// For tests and embedding pages: every message the page sent, the tones it played, the microphone's state.
+window.parleyDebug = {
+  sent: [],
+  tones: [],
+  micEnabled: () => (micStream ? micStream.getAudioTracks().map((t) => t.enabled) : []),
+};
+
+function send(message) {
+  if (!channel || channel.readyState !== "open") return false;
+  channel.send(JSON.stringify(message));
+  window.parleyDebug.sent.push(message);
+  return true;
+}
 
 function authorized(path, options = {}) {
   const headers = { ...(options.headers || {}) };
@@ -65,23 +83,38 @@ function takeBackLastTurn() {
   liveLine = null;
 }
 
+// A caption line in the call's language and its direction (Arabic right to left); the "You:"/"Bot:" label is
+// the page's English, isolated so it does not reorder the words around it.
+function captionLine(role) {
+  const item = document.createElement("li");
+  item.lang = callLanguage;
+  item.dir = DIRECTIONS[callLanguage] || "auto";
+  const who = document.createElement("bdi");
+  who.lang = "en";
+  who.textContent = role === "user" ? "You:" : "Bot:";
+  const words = document.createElement("span");
+  words.className = "words";
+  item.append(who, " ", words);
+  return item;
+}
+
 function addLine(role, text, interrupted, continues) {
   if (continues) takeBackLastTurn();
-  const item = role === "assistant" && liveLine ? liveLine : document.createElement("li");
+  const item = role === "assistant" && liveLine ? liveLine : captionLine(role);
   if (item === liveLine) liveLine = null;
   item.className = role + (interrupted ? " interrupted" : "");
-  item.textContent = (role === "user" ? "You: " : "Bot: ") + text;
+  item.querySelector(".words").textContent = text;
   $("transcript").appendChild(item);
 }
 
 function addCaption(text) {
   if (!liveLine) {
-    liveLine = document.createElement("li");
+    liveLine = captionLine("assistant");
     liveLine.className = "assistant live";
-    liveLine.textContent = "Bot:";
     $("transcript").appendChild(liveLine);
   }
-  liveLine.textContent += " " + text;
+  const words = liveLine.querySelector(".words");
+  words.textContent = words.textContent ? words.textContent + " " + text : text;
 }
 
 $("captions").addEventListener("change", () => { $("transcript").hidden = !$("captions").checked; });
@@ -129,7 +162,8 @@ function onEvent(event) {
     case "state": setState(event.state); break;
     case "transcript": addLine(event.role, event.text, event.interrupted, event.continues); break;
     case "caption": addCaption(event.text); break;
-    case "ready": liveLine = null; break;
+    case "ready": liveLine = null; callLanguage = event.language || callLanguage; break;
+    case "controls": Controls.reflect(event); break;
     case "error": showError(event.message); break;
     case "scorecard": showScorecard(event); break;
     case "ended":
@@ -143,19 +177,22 @@ function onEvent(event) {
   window.dispatchEvent(new CustomEvent("parley-event", { detail: event }));
 }
 
-function startMeter(stream) {
-  audioContext = new AudioContext();
-  const analyser = audioContext.createAnalyser();
-  analyser.fftSize = 512;
-  audioContext.createMediaStreamSource(stream).connect(analyser);
-  const data = new Float32Array(analyser.fftSize);
-  meterTimer = setInterval(() => {
-    analyser.getFloatTimeDomainData(data);
-    let sum = 0;
-    for (const v of data) sum += v * v;
-    const rms = Math.sqrt(sum / data.length);
-    $("level").style.width = Math.min(100, rms * 400) + "%";
-  }, 60);
+// The call timer, mm:ss from the moment the call connected.
+function showClock() {
+  const seconds = Math.floor((performance.now() - connectedAt) / 1000);
+  const mm = String(Math.floor(seconds / 60)).padStart(2, "0");
+  $("timer").textContent = `${mm}:${String(seconds % 60).padStart(2, "0")}`;
+}
+
+// Connected: the tone, the timer and the line's quality start.
+function onConnected(peer) {
+  if (pc !== peer || connectedAt) return;
+  connectedAt = performance.now();
+  Sound.tone("connected");
+  showClock();
+  $("timer").hidden = false;
+  clockTimer = setInterval(showClock, 1000);
+  Line.watch(peer, () => pc === peer);
 }
 
 function waitForIce(peer) {
@@ -178,6 +215,7 @@ function callLost(peer) {
 function watchConnection(peer) {
   peer.onconnectionstatechange = () => {
     clearTimeout(lostTimer);
+    if (peer.connectionState === "connected") onConnected(peer);
     if (peer.connectionState === "failed") callLost(peer);
     else if (peer.connectionState === "disconnected") lostTimer = setTimeout(() => callLost(peer), LOST_AFTER_MS);
   };
@@ -201,24 +239,31 @@ async function startCall() {
   showError("");
   $("again").hidden = true;
   lastCall = { mode: $("mode").value, language: $("language").value };
+  callLanguage = lastCall.language;
+  Sound.audio(); // made within the click, so the browser lets the tones and meters run
   $("scorecard").hidden = true;
   setState("connecting");
   $("call").textContent = "End call";
   $("call").classList.add("active");
   try {
-    micStream = await navigator.mediaDevices.getUserMedia({
-      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-    });
-    startMeter(micStream);
+    micStream = await navigator.mediaDevices.getUserMedia(Devices.constraints());
+    stopMicMeter = Sound.meter(micStream, $("level"));
+    Devices.refresh(); // the devices' names are readable now
     const ice = await fetchIce(); // STUN/TURN for calls across NATs, with a TURN credential that expires
     pc = new RTCPeerConnection({ iceServers: ice.iceServers });
     const peer = pc;
     channel = pc.createDataChannel("events", { ordered: true });
     channel.onmessage = (msg) => onEvent(JSON.parse(msg.data));
-    channel.onopen = () => setTyping(true);
+    channel.onopen = () => { setTyping(true); Controls.enable(true); };
     channel.onclose = () => { setTyping(false); callLost(peer); }; // closed with no "ended" first: lost
     micStream.getAudioTracks().forEach((track) => pc.addTrack(track, micStream));
-    pc.ontrack = (e) => { $("remote").srcObject = e.streams[0] || new MediaStream([e.track]); };
+    pc.ontrack = (e) => {
+      const stream = e.streams[0] || new MediaStream([e.track]);
+      $("remote").srcObject = stream;
+      Devices.applySpeaker($("remote"));
+      if (stopBotMeter) stopBotMeter();
+      stopBotMeter = Sound.meter(stream, $("bot-level"));
+    };
     watchConnection(peer);
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIce(pc);
@@ -251,16 +296,12 @@ function setTyping(enabled) {
 $("typed").addEventListener("submit", (e) => {
   e.preventDefault();
   const text = $("text").value.trim();
-  if (!text || !channel || channel.readyState !== "open") return;
-  channel.send(JSON.stringify({ type: "text", text }));
-  $("text").value = "";
+  if (text && send({ type: "text", text })) $("text").value = "";
 });
 
 // Switching mode or language mid-call: the server starts over in the new persona.
 function sendMode() {
-  if (channel && channel.readyState === "open") {
-    channel.send(JSON.stringify({ type: "mode", mode: $("mode").value, language: $("language").value }));
-  }
+  send({ type: "mode", mode: $("mode").value, language: $("language").value });
 }
 $("mode").addEventListener("change", sendMode);
 $("language").addEventListener("change", sendMode);
@@ -279,6 +320,7 @@ async function loadLanguages() {
       option.lang = language.code;
       option.dir = language.direction;
       option.title = language.name;
+      DIRECTIONS[language.code] = language.direction;
       return option;
     }));
     picker.value = languages.some((language) => language.code === chosen) ? chosen : fallback;
@@ -290,10 +332,15 @@ loadLanguages();
 
 function endCall() {
   clearTimeout(lostTimer);
-  if (meterTimer) clearInterval(meterTimer);
-  meterTimer = null;
-  if (audioContext) audioContext.close();
-  audioContext = null;
+  if (connectedAt) Sound.tone("ended");
+  connectedAt = 0;
+  clearInterval(clockTimer);
+  $("timer").hidden = true;
+  Line.hide();
+  if (stopMicMeter) stopMicMeter();
+  if (stopBotMeter) stopBotMeter();
+  stopMicMeter = stopBotMeter = null;
+  Controls.reset();
   if (micStream) micStream.getTracks().forEach((t) => t.stop());
   micStream = null;
   if (pc) pc.close();
@@ -302,7 +349,6 @@ function endCall() {
   channel = null;
   liveLine = null;
   setTyping(false);
-  $("level").style.width = "0";
   $("call").textContent = "Start call";
   $("call").classList.remove("active");
   $("call").disabled = false;
@@ -313,7 +359,7 @@ function endCall() {
 // and then "ended"; if that does not come soon, the page hangs up anyway.
 function hangUp() {
   if (!channel || channel.readyState !== "open") { endCall(); return; }
-  channel.send(JSON.stringify({ type: "end" }));
+  send({ type: "end" });
   $("call").disabled = true;
   setTimeout(() => { if (pc) endCall(); }, 3000);
 }
