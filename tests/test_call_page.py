@@ -2,8 +2,9 @@
 the call controls and their messages, the page on phones and desktops in light and dark, captions of an Arabic
 call right to left, and what shows during a call (timer, the line's quality, both level meters, the tones).
 
-Until the server answers the controls with its ``controls`` event, what the page sent is read from
-``window.parleyDebug.sent`` (every message the page put on the events channel)."""
+What the page sent is read from ``window.parleyDebug.sent`` (every message the page put on the events channel), and
+what the server answered from the page's events (tests/page_probe.py). What the server does with each control is
+in test_controls.py."""
 
 from __future__ import annotations
 
@@ -148,6 +149,13 @@ async def test_the_call_controls_send_their_messages_and_silence_the_microphone(
                 {"type": "talk", "pressed": True}, {"type": "talk", "pressed": False},
                 {"type": "push_to_talk", "enabled": False},
             ]  # fmt: skip
+
+            # The server took each of them: a "controls" event for each, and no error.
+            await page.wait_for_function("() => __probe.events.filter((e) => e.type === 'controls').length >= 10")
+            last = await page.evaluate("__probe.events.filter((e) => e.type === 'controls').at(-1)")
+            assert {k: last[k] for k in ("muted", "held", "push_to_talk", "talking")} == {
+                "muted": False, "held": False, "push_to_talk": False, "talking": False}  # fmt: skip
+            assert await page.evaluate("__probe.events.filter((e) => e.type === 'error')") == []
 
             # The server's "controls" event is the truth the page shows, whatever the buttons said before.
             await page.evaluate(

@@ -3,7 +3,7 @@
 
 const $ = (id) => document.getElementById(id);
 const STATE_LABELS = { idle: "Not in a call", connecting: "Connecting…", listening: "Listening",
-  thinking: "Thinking…", speaking: "Speaking" };
+  thinking: "Thinking…", speaking: "Speaking", reconnecting: "Reconnecting…" };
 
 let pc = null;
 let channel = null;
@@ -204,9 +204,15 @@ function waitForIce(peer) {
   });
 }
 
-// The server vanished mid-call (a crash, a network gone): no "ended" came. Say so, and offer to call again.
+// The connection is gone mid-call (a network change, a crash): no "ended" came. The same call is taken up again
+// on a new connection if it can be (reconnect.js); otherwise the page says so, and offers to call again.
 function callLost(peer) {
-  if (pc !== peer) return; // an earlier call's late news
+  if (pc !== peer) return; // an earlier connection's late news
+  if (Reconnect.start(peer)) return;
+  giveUp();
+}
+
+function giveUp() {
   showError("The call was lost.");
   endCall();
   $("again").hidden = false;
@@ -215,7 +221,7 @@ function callLost(peer) {
 function watchConnection(peer) {
   peer.onconnectionstatechange = () => {
     clearTimeout(lostTimer);
-    if (peer.connectionState === "connected") onConnected(peer);
+    if (peer.connectionState === "connected") { Reconnect.done(peer); onConnected(peer); }
     if (peer.connectionState === "failed") callLost(peer);
     else if (peer.connectionState === "disconnected") lostTimer = setTimeout(() => callLost(peer), LOST_AFTER_MS);
   };
@@ -250,24 +256,8 @@ async function startCall() {
     stopMicMeter = Sound.meter(micStream, $("level"));
     Devices.refresh(); // the devices' names are readable now
     const ice = await fetchIce(); // STUN/TURN for calls across NATs, with a TURN credential that expires
-    pc = new RTCPeerConnection({ iceServers: ice.iceServers });
-    const peer = pc;
-    channel = pc.createDataChannel("events", { ordered: true });
-    channel.onmessage = (msg) => onEvent(JSON.parse(msg.data));
-    channel.onopen = () => { setTyping(true); Controls.enable(true); };
-    channel.onclose = () => { setTyping(false); callLost(peer); }; // closed with no "ended" first: lost
-    micStream.getAudioTracks().forEach((track) => pc.addTrack(track, micStream));
-    pc.ontrack = (e) => {
-      const stream = e.streams[0] || new MediaStream([e.track]);
-      $("remote").srcObject = stream;
-      Devices.applySpeaker($("remote"));
-      if (stopBotMeter) stopBotMeter();
-      stopBotMeter = Sound.meter(stream, $("bot-level"));
-    };
-    watchConnection(peer);
-    await pc.setLocalDescription(await pc.createOffer());
-    await waitForIce(pc);
-    const body = JSON.stringify({ sdp: pc.localDescription.sdp, type: "offer",
+    Reconnect.iceServers = ice.iceServers;
+    const body = JSON.stringify({ ...(await offerFrom(newPeer(ice.iceServers))),
       mode: $("mode").value, language: $("language").value });
     let response = await postOffer(body);
     if (response.status === 401) {
@@ -278,6 +268,7 @@ async function startCall() {
     const answer = await response.json();
     if (!response.ok) throw new Error(answer.error || "the server refused the call");
     window.parleySessionId = answer.session_id;
+    Reconnect.placed(answer.session_id, answer.reconnect_secret);
     await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
   } catch (err) {
     showError(err.message || String(err));
@@ -285,6 +276,34 @@ async function startCall() {
   } finally {
     starting = false;
   }
+}
+
+// A connection for the call (its first, or one that takes it up again): the microphone, the events channel and the
+// bot's audio. It becomes the page's ``pc``.
+function newPeer(iceServers) {
+  const peer = new RTCPeerConnection({ iceServers });
+  pc = peer;
+  channel = peer.createDataChannel("events", { ordered: true });
+  channel.onmessage = (msg) => onEvent(JSON.parse(msg.data));
+  channel.onopen = () => { setTyping(true); Controls.enable(true); };
+  channel.onclose = () => { setTyping(false); callLost(peer); }; // closed with no "ended" first: lost
+  micStream.getAudioTracks().forEach((track) => peer.addTrack(track, micStream));
+  peer.ontrack = (e) => {
+    const stream = e.streams[0] || new MediaStream([e.track]);
+    $("remote").srcObject = stream;
+    Devices.applySpeaker($("remote"));
+    if (stopBotMeter) stopBotMeter();
+    stopBotMeter = Sound.meter(stream, $("bot-level"));
+  };
+  watchConnection(peer);
+  return peer;
+}
+
+// The offer of ``peer``, with its candidates gathered.
+async function offerFrom(peer) {
+  await peer.setLocalDescription(await peer.createOffer());
+  await waitForIce(peer);
+  return { sdp: peer.localDescription.sdp, type: "offer" };
 }
 
 // Typed input: answered like speech, and it interrupts the bot if it is speaking.
@@ -332,6 +351,7 @@ loadLanguages();
 
 function endCall() {
   clearTimeout(lostTimer);
+  Reconnect.stop();
   if (connectedAt) Sound.tone("ended");
   connectedAt = 0;
   clearInterval(clockTimer);
