@@ -245,10 +245,13 @@ class CallClient:
                 sender.replaceTrack(None)
         await old.close()
         self.mic.resync()
-        await self._negotiate("/resume", {"session_id": self.session_id, "reconnect_secret": self.reconnect_secret},
-                              timeout)  # fmt: skip
+        fields = {"session_id": self.session_id, "reconnect_secret": self.reconnect_secret}
+        # The header takes the request to the worker that holds the call, behind a balancer (deploy/haproxy.cfg).
+        await self._negotiate("/resume", fields, timeout, {"X-Parley-Session": self.session_id or ""})
 
-    async def _negotiate(self, path: str, fields: dict[str, Any], timeout: float) -> dict[str, Any]:
+    async def _negotiate(
+        self, path: str, fields: dict[str, Any], timeout: float, extra_headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         """Offers the microphone on ``self.pc`` at ``path``; returns the answer's JSON once ``ready`` has come."""
         self.pc.addTrack(self.mic)
 
@@ -259,6 +262,7 @@ class CallClient:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         body = {"sdp": self.pc.localDescription.sdp, "type": "offer", **fields}
         headers = {**self.headers, **({"Authorization": f"Bearer {self.token}"} if self.token else {})}
+        headers |= extra_headers or {}
         connector = aiohttp.TCPConnector(local_addr=(self.local_addr, 0)) if self.local_addr else None
         asked = time.monotonic()
         async with (

@@ -50,6 +50,7 @@ class Models:
 SETTINGS = web.AppKey("settings", Settings)
 MODELS = web.AppKey("models", Models)
 CALLS = web.AppKey("calls", dict[str, Call])
+SESSION_HEADER = "X-Parley-Session"
 METRICS = web.AppKey("metrics", Metrics)
 RATE_LIMITER = web.AppKey("rate_limiter", admission.OfferRateLimiter)
 ICE_SERVERS = web.AppKey("ice_servers", list)
@@ -197,7 +198,7 @@ async def cors(request: web.Request, handler: Callable) -> web.StreamResponse:
     headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
     if request.method == "OPTIONS":
         headers |= {"Access-Control-Allow-Methods": "GET, POST", "Access-Control-Max-Age": "600",
-                    "Access-Control-Allow-Headers": "Content-Type, Authorization"}  # fmt: skip
+                    "Access-Control-Allow-Headers": f"Content-Type, Authorization, {SESSION_HEADER}"}  # fmt: skip
         return web.Response(status=204, headers=headers)
     response = await handler(request)
     response.headers.update(headers)
@@ -320,7 +321,8 @@ async def offer(request: web.Request) -> web.Response:
     call, answer = placed
     return web.json_response(
         {"sdp": answer.sdp, "type": answer.type, "session_id": call.session_id,
-         "reconnect_secret": call.reconnection.secret}
+         "reconnect_secret": call.reconnection.secret},
+        headers={SESSION_HEADER: call.session_id},  # a balancer sends the call's /resume here (deploy/haproxy.cfg)
     )  # fmt: skip
 
 

@@ -40,7 +40,7 @@ class Reconnection:
     def lost(self) -> None:
         """The connection failed, or the person's audio stopped: the call waits for them, or ends."""
         call = self._call
-        if self.away_since is not None or call.closed.is_set():
+        if self.away_since is not None or call.ending:
             return
         if call.settings.reconnect_s <= 0 or not call.connected_once:
             call.end("peer_gone")

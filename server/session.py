@@ -124,7 +124,10 @@ class Call:
                     self._greeted = True
                     self.turn_taker.say(self.responder.greeting())
             elif pc.connectionState in ("failed", "closed"):
-                self.reconnection.lost()
+                if self.ending:  # the client hung up after "ended": nothing is left to wait for
+                    await self.close()
+                else:
+                    self.reconnection.lost()
 
     @property
     def connected_once(self) -> bool:

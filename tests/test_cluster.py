@@ -164,6 +164,23 @@ def frame_gaps(call: CallClient, start: float, end: float) -> float:
     return max(np.diff(arrivals))
 
 
+async def test_a_call_taken_up_again_reaches_the_worker_that_holds_it(cluster: Running):
+    # Placed by load, then /resume through HAProxy: its stick table sends each to the call's worker (without it, 3
+    # re-offers of each of 3 calls would all find their worker by chance once in 3^9).
+    calls = [await placed(cluster.url, "127.0.0.23") for _ in range(WORKERS)]
+    try:
+        for call in calls:
+            worker = (await cluster.placed_on(call.session_id))[0]
+            for _ in range(3):
+                await call.reconnect(timeout=10)
+                assert (await cluster.placed_on(call.session_id))[0] == worker
+            asked = time.monotonic()
+            call.send({"type": "text", "text": "still there?"})
+            await call.wait_for(lambda e: e["type"] == "transcript" and e["role"] == "assistant", 10, asked)
+    finally:
+        await hang_up(calls)
+
+
 async def test_a_killed_worker_takes_only_its_own_calls(cluster: Running):
     calls = [await placed(cluster.url, "127.0.0.21") for _ in range(4)]  # some worker holds 2 of the 4
     try:

@@ -33,7 +33,9 @@ const Reconnect = (() => {
     let status = 0;
     try {
       const offer = await offerFrom(newPeer(Reconnect.iceServers || []));
-      const response = await fetch("/resume", { method: "POST", headers: { "Content-Type": "application/json" },
+      // The header takes the request to the worker that holds the call, behind a balancer (deploy/haproxy.cfg).
+      const headers = { "Content-Type": "application/json", "X-Parley-Session": session.id };
+      const response = await fetch("/resume", { method: "POST", headers,
         body: JSON.stringify({ ...offer, session_id: session.id, reconnect_secret: session.secret }) });
       status = response.status;
       const answer = await response.json();
