@@ -15,14 +15,37 @@ import hmac
 import logging
 import secrets
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from aiortc import RTCPeerConnection
 
-if TYPE_CHECKING:
-    from server.session import Call
+from server.audio.outbound import SpeechTrack
+from server.config import Settings
+from server.dialogue.turn_taking import TurnTaker
+from server.protocol import EndReason
 
 logger = logging.getLogger(__name__)
+
+
+class Call(Protocol):
+    """What of its call (server/session.py) a reconnection uses."""
+
+    session_id: str
+    settings: Settings
+    pc: RTCPeerConnection
+    track: SpeechTrack
+    turn_taker: TurnTaker
+
+    @property
+    def connected_once(self) -> bool: ...
+
+    @property
+    def ending(self) -> bool: ...
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
+
+    def end(self, reason: EndReason) -> None: ...
 
 
 class Reconnection:

@@ -1,4 +1,5 @@
-"""The outgoing track: paced 20 ms frames, pts that never reset, silence right after clear()."""
+"""The outgoing track: paced 20 ms frames, pts that never reset, silence right after clear(), audio that starts or
+stops mid-wave faded over 5 ms instead of clicking."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import time
 
 import numpy as np
 
-from server.audio.outbound import FRAME_SAMPLES, OUT_RATE, OutputResampler, SpeechTrack
+from server.audio.outbound import DECLICK_SAMPLES, FRAME_SAMPLES, OUT_RATE, OutputResampler, SpeechTrack
 
 
 def tone(seconds: float, rate: int = OUT_RATE) -> np.ndarray:
@@ -58,7 +59,8 @@ async def test_segments_play_in_order_and_report_when_done():
     frames = [await track.next_frame() for _ in range(6)]
     assert started == ["one", "two"] and done == ["one", "two"]
     audio = np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
-    assert np.abs(audio[: int(0.08 * OUT_RATE)]).max() > 10_000 and not audio[int(0.08 * OUT_RATE) :].any()
+    end = int(0.08 * OUT_RATE)  # then silence, once the cut-off wave has faded out (5 ms)
+    assert np.abs(audio[:end]).max() > 10_000 and not audio[end + DECLICK_SAMPLES :].any()
     track.stop()
 
 
@@ -67,7 +69,7 @@ async def test_an_unfinished_segment_waits_with_silence_for_more_audio():
     segment = track.begin("streaming")
     track.write(segment, tone(0.02))
     first, gap = await track.next_frame(), await track.next_frame()
-    assert np.abs(first.to_ndarray()).max() > 10_000 and not gap.to_ndarray().any()
+    assert np.abs(first.to_ndarray()).max() > 10_000 and not gap.to_ndarray()[:, DECLICK_SAMPLES:].any()
     assert track.busy  # still expecting the rest of the sentence
     track.write(segment, tone(0.02))
     assert np.abs((await track.next_frame()).to_ndarray()).max() > 10_000
@@ -108,4 +110,23 @@ async def test_aiortc_gets_opus_packets_that_decode_to_the_same_audio_with_conti
     spectrum = np.abs(np.fft.rfft(heard))
     assert abs(np.argmax(spectrum) * OUT_RATE / heard.size - 440) < 10
     assert np.abs(decoded[12 * FRAME_SAMPLES :]).max() < 100
+    track.stop()
+
+
+def test_audio_that_starts_or_is_cut_mid_wave_fades_instead_of_clicking():
+    track = SpeechTrack()
+    t = np.arange(OUT_RATE) / OUT_RATE
+    loud = (0.5 * 32767 * np.cos(2 * np.pi * 440 * t)).astype(np.int16)  # starts at its peak
+    segment = track.begin("a sentence that starts at full level")
+    track.write(segment, loud)
+    track.finish(segment)
+    silent = np.zeros(FRAME_SAMPLES, dtype=np.int16)  # what was sent before
+    frames = [track.take_frame() for _ in range(3)]
+    track.clear()  # a barge-in: the wave is cut mid-way (at 60 ms: cos(2pi 440 * 0.06) is far from 0)
+    assert abs(int(frames[-1][-1])) > 5_000
+    frames += [track.take_frame() for _ in range(2)]
+    audio = np.concatenate([silent, *frames]).astype(np.int32)
+    assert np.abs(np.diff(audio)).max() < 2_000  # no step louder than the wave's own slope (~1,400 a sample)
+    assert not frames[-1].any()  # silence right after the fade
+    assert np.abs(frames[0][240:]).max() > 10_000  # the speech itself is untouched after 5 ms
     track.stop()

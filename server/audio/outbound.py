@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 OUT_RATE = 48_000
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz
 TIME_BASE = Fraction(1, OUT_RATE)
+# A jump between one frame's last sample and the next frame's first (audio starting out of silence, cut by a
+# barge-in, held or released) is heard as a click: the next frame fades from where the last one stopped over 5 ms.
+DECLICK_SAMPLES = 240
+DECLICK_JUMP = 1000  # about -30 dBFS: smaller steps are not heard
+_FADE_IN = np.linspace(0.0, 1.0, DECLICK_SAMPLES, endpoint=False, dtype=np.float32)
 
 
 @dataclass(eq=False)
@@ -71,6 +76,7 @@ class SpeechTrack(MediaStreamTrack):
         self.on_segment_start = on_segment_start
         self.on_segment_done = on_segment_done
         self._opus: OpusEncoder | None = OpusEncoder(OUT_RATE)
+        self._last_sample = 0  # of the last frame sent
 
     # -- writing (the reply side) --------------------------------------------------------------------------
     def begin(self, text: str) -> Segment:
@@ -152,9 +158,18 @@ class SpeechTrack(MediaStreamTrack):
     def take_frame(self) -> np.ndarray:
         """The next 20 ms of samples, now (``next_frame`` paces it; tests drive the track with it directly)."""
         pcm = np.zeros(FRAME_SAMPLES, dtype=np.int16) if self.held else self._take(FRAME_SAMPLES)
+        self._declick(pcm)
         if self.on_sent is not None:
             self.on_sent(pcm)
         return pcm
+
+    def _declick(self, pcm: np.ndarray) -> None:
+        """Fades ``pcm`` (a new frame, changed in place) in from the last sample sent when it starts far from it."""
+        last = self._last_sample
+        if abs(int(pcm[0]) - last) > DECLICK_JUMP:
+            head = pcm[:DECLICK_SAMPLES].astype(np.float32)
+            pcm[:DECLICK_SAMPLES] = np.rint(last * (1.0 - _FADE_IN) + head * _FADE_IN).astype(np.int16)
+        self._last_sample = int(pcm[-1])
 
     def _take(self, count: int) -> np.ndarray:
         out = np.zeros(count, dtype=np.int16)
