@@ -32,7 +32,10 @@ async def one_call(url: str, app_calls: dict) -> None:
 
 
 async def test_calls_in_sequence_leak_nothing(start_server, started_apps):
-    url = await start_server(fake_providers(), Settings(ice_loopback=True, max_calls=5, offers_per_minute=10_000))
+    # reconnect_s=0: a call whose client closes without a word ends at once, as it did before calls could wait for
+    # their client to come back (test_reconnect.py has the waiting; the grace period is freed the same way).
+    settings = Settings(ice_loopback=True, max_calls=5, offers_per_minute=10_000, reconnect_s=0)
+    url = await start_server(fake_providers(), settings)
     app_calls = started_apps[-1][CALLS]
     for _ in range(10):  # warm up: first-use allocations, thread pools, caches
         await one_call(url, app_calls)
