@@ -116,11 +116,16 @@ async def json_errors(request: web.Request, handler: Callable) -> web.StreamResp
         return signalling.json_error(500, "internal server error")
 
 
-# The page loads nothing from elsewhere: scripts, styles and media come from this server only.
+# The page loads nothing from elsewhere: scripts, styles and media come from this server only. Other sites may
+# frame it only where PARLEY_FRAME_ORIGINS names them.
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; media-src 'self' blob:; "
     "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
 )
+
+
+def page_csp(settings: Settings) -> str:
+    return " ".join([PAGE_CSP, *settings.frame_origin_list()])
 
 
 def _same_origin(request: web.Request, origin: str) -> bool:
@@ -148,7 +153,7 @@ async def cors(request: web.Request, handler: Callable) -> web.StreamResponse:
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_CSP})
+    return web.FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": page_csp(request.app[SETTINGS])})
 
 
 async def healthz(request: web.Request) -> web.Response:

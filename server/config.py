@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 
 from dotenv import load_dotenv
 
 PROVIDERS = ("local", "openai")
 STAGES = ("stt", "llm", "tts")
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")  # no path, no spaces: it goes into a CSP header
 
 
 def _bool(value: str) -> bool:
@@ -123,6 +125,9 @@ class Settings:
     reconnect_s: float = 30.0
     # Other origins whose pages may place calls (comma-separated, e.g. https://app.example.com).
     cors_origins: str = ""
+    # Other origins whose pages may show the call page in a frame (comma-separated; the frame needs
+    # allow="microphone"). The page's own origin always may.
+    frame_origins: str = ""
     # Proxies (comma-separated IPs or CIDR networks) whose X-Forwarded-For/-Proto/-Host are believed: requests
     # from them count against the real caller's address limits and pass the same-origin check as https.
     trusted_proxies: str = ""
@@ -197,6 +202,9 @@ class Settings:
         if not 1 <= self.vad_start_windows <= self.barge_in_windows <= 30:
             raise ValueError("need 1 <= PARLEY_VAD_START_WINDOWS <= PARLEY_BARGE_IN_WINDOWS <= 30")
 
+    def frame_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.frame_origins.split(",") if o.strip()]
+
     def _validate_access(self) -> None:
         from server.ice import parse_turn_urls
         from server.proxies import parse_trusted
@@ -211,6 +219,8 @@ class Settings:
             raise ValueError("PARLEY_TURN_SECRET and PARLEY_TURN_URLS go together")
         if not 30 <= self.turn_ttl_s <= 86400:
             raise ValueError("PARLEY_TURN_TTL_S must be between 30 and 86400")
+        if any(not ORIGIN.fullmatch(o) for o in self.frame_origin_list()):
+            raise ValueError("PARLEY_FRAME_ORIGINS must be origins like https://app.example.com, comma-separated")
         if self.calls_per_address < 0:
             raise ValueError("PARLEY_CALLS_PER_ADDRESS must be 0 (no limit) or more")
         if not 0 <= self.agent_port <= 65535:

@@ -47,10 +47,10 @@ function authorized(path, options = {}) {
 
 // /ice needs the same token as /offer: ask for one when the server wants it and the URL had none that works.
 async function fetchIce() {
-  let response = await authorized("/ice");
+  let response = await authorized("ice");
   if (response.status === 401) {
     token = window.prompt("This server needs an access token:") || "";
-    response = await authorized("/ice");
+    response = await authorized("ice");
   }
   const ice = await response.json();
   if (!response.ok) throw new Error(ice.error || "the server refused the call");
@@ -58,7 +58,7 @@ async function fetchIce() {
 }
 
 function postOffer(body) {
-  return authorized("/offer", { method: "POST", headers: { "Content-Type": "application/json" }, body });
+  return authorized("offer", { method: "POST", headers: { "Content-Type": "application/json" }, body });
 }
 
 function setState(state) {
@@ -329,7 +329,7 @@ $("language").addEventListener("change", sendMode);
 // they come (or if they never do) English, the server's default, is the one choice: a call still works.
 async function loadLanguages() {
   try {
-    const response = await fetch("/languages");
+    const response = await fetch("languages");
     if (!response.ok) throw new Error("GET /languages answered " + response.status);
     const { languages, default: fallback } = await response.json();
     const picker = $("language");

@@ -35,7 +35,7 @@ const Reconnect = (() => {
       const offer = await offerFrom(newPeer(Reconnect.iceServers || []));
       // The header takes the request to the worker that holds the call, behind a balancer (deploy/haproxy.cfg).
       const headers = { "Content-Type": "application/json", "X-Parley-Session": session.id };
-      const response = await fetch("/resume", { method: "POST", headers,
+      const response = await fetch("resume", { method: "POST", headers,
         body: JSON.stringify({ ...offer, session_id: session.id, reconnect_secret: session.secret }) });
       status = response.status;
       const answer = await response.json();
