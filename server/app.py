@@ -176,11 +176,8 @@ async def ice_servers(request: web.Request) -> web.Response:
     except tokens.TokenError as exc:
         return signalling.json_error(exc.status, str(exc))
     settings = app[SETTINGS]
-    servers = list(app[ICE_SERVERS])
-    if settings.turn_secret:
-        name = ice.turn_name(settings.turn_secret, grant.user if grant else None)
-        servers.append(_turn(settings, name))
-    return web.json_response({"iceServers": servers})
+    name = ice.turn_name(settings.turn_secret, grant.user if grant else None) if settings.turn_secret else ""
+    return web.json_response({"iceServers": _ice_for(app, name)})
 
 
 def _turn(settings: Settings, name: str) -> dict:
@@ -300,12 +297,12 @@ async def resume(request: web.Request) -> web.Response:
     return web.json_response({"sdp": answer.sdp, "type": answer.type, "session_id": call.session_id})
 
 
-def _ice_for(app: web.Application, session_id: str) -> list[dict]:
-    """The ICE servers of one call: the configured ones, and the server's own relay on a credential of its own."""
+def _ice_for(app: web.Application, name: str) -> list[dict]:
+    """The configured ICE servers, and the server's own relay (if it has one) on a credential of ``name``'s."""
     servers = list(app[ICE_SERVERS])
     settings = app[SETTINGS]
     if settings.turn_secret:
-        servers.append(_turn(settings, session_id))
+        servers.append(_turn(settings, name))
     return servers
 
 

@@ -8,6 +8,7 @@ import asyncio
 import json
 
 import numpy as np
+import pytest
 
 from server.audio.vad import WINDOW_MS
 from server.config import Settings
@@ -44,12 +45,9 @@ def test_each_control_takes_a_boolean():
     assert parse_client_message('{"type": "mute", "muted": true}') == Control("mute", True)
     assert parse_client_message('{"type": "talk", "pressed": false}') == Control("talk", False)
     for bad in ('{"type": "hold"}', '{"type": "hold", "held": "yes"}', '{"type": "push_to_talk", "enabled": 1}'):
-        try:
+        with pytest.raises(BadMessage, match="must be true or false") as refused:
             parse_client_message(bad)
-        except BadMessage as exc:
-            assert exc.code == "bad_message"
-        else:
-            raise AssertionError(bad)
+        assert refused.value.code == "bad_message"
 
 
 async def test_a_muted_person_is_neither_a_turn_nor_a_barge_in_and_is_heard_again_once_unmuted():

@@ -145,6 +145,8 @@ class LlamaChat:
         beginning when that is more than it held."""
         llm = self._llm
         kept = llm.longest_token_prefix(llm._input_ids, tokens)
+        if kept >= self._states.longest_kept:  # the usual case, every prefill of a call: nothing to compare
+            return kept
         opening, shared = self._states.closest(tokens)
         if shared > kept and self._states.load(opening):
             return shared

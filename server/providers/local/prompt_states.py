@@ -39,11 +39,16 @@ class PromptStates:
     def size_bytes(self) -> int:
         return sum(len(state) for state in self._states.values())
 
+    @property
+    def longest_kept(self) -> int:
+        """Tokens in the longest kept opening: a cache holding more of a prompt than that needs none of them."""
+        return max(map(len, self._states), default=0)
+
     def closest(self, tokens: list[int]) -> tuple[list[int], int]:
         """The kept opening that shares the longest beginning with ``tokens``, and the length of that beginning
         (([], 0) when none does)."""
         best: tuple[list[int], int] = ([], 0)
-        for key in self._states:
+        for key in self._states:  # (at most ``capacity``; each compared up to where it differs)
             shared = self._llm.longest_token_prefix(key, tokens)
             if shared > best[1]:
                 best = (list(key), shared)
