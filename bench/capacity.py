@@ -30,7 +30,7 @@ import aiohttp
 from bench.clients import ClientPool
 from bench.profile import summarize
 from bench.serverproc import ROOT, ServerProcess
-from client.call import CallClient
+from parley.rtc import CallClient
 from server.ice import use_loopback_only
 from tests.fake_openai import KEY, FakeOpenAI
 

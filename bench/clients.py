@@ -12,7 +12,7 @@ import asyncio
 import multiprocessing
 from multiprocessing.connection import Connection
 
-from client.call import CallClient
+from parley.rtc import CallClient
 
 TALK_EVERY_S = 3.0
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from client.call import RATE, read_wav
+from parley.audio import RATE, read_wav
 from server.audio.inbound import VAD_RATE, WINDOW
 from server.audio.vad import SileroModel
 from server.providers.local import weights

@@ -28,7 +28,7 @@ import aiohttp
 from bench.capacity import cpu_seconds, gap_p99, scrape
 from bench.clients import ClientPool
 from bench.clusterproc import ClusterProcess, Running, down_and_back, slow_frames
-from client.call import CallClient
+from parley.rtc import CallClient
 from server.cluster import runtime
 from server.ice import use_loopback_only
 

@@ -16,7 +16,7 @@ import time
 
 from bench.side_by_side import both, closing_line, parser
 from bench.trials import TURN_TIMEOUT, is_, open_call
-from client.call import SILENCE_DBFS
+from parley.audio import SILENCE_DBFS
 from server.ice import use_loopback_only
 
 QUESTION = "What would you do on a sunny Saturday in a city you love?"

@@ -25,7 +25,7 @@ from multiprocessing.connection import Connection
 
 from bench.capacity import cpu_seconds
 from bench.serverproc import ServerProcess
-from client.call import CallClient
+from parley.rtc import CallClient
 from server.ice import use_loopback_only
 from tests.fake_openai import KEY, FakeOpenAI
 

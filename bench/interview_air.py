@@ -21,7 +21,7 @@ import time
 from bench.interview_answers import ANSWERS
 from bench.side_by_side import both, closing_line, parser
 from bench.trials import TURN_TIMEOUT, is_, open_call
-from client.call import SILENCE_DBFS
+from parley.audio import SILENCE_DBFS
 from server.dialogue.bank import default_bank
 from server.ice import use_loopback_only
 

@@ -32,7 +32,7 @@ from bench import side_by_side
 from bench.clips import AUDIO_DIR_HELP, DEFAULT_AUDIO_DIR, speech_bounds
 from bench.side_by_side import both, closing_line
 from bench.trials import is_, open_call
-from client.call import RATE, read_wav
+from parley.audio import RATE, read_wav
 from server.ice import use_loopback_only
 
 MIN_WORDS = 5  # a sentence long enough to have a middle

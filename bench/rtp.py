@@ -14,7 +14,8 @@ from typing import Any
 
 from aiortc import RTCRtpReceiver
 
-from client.call import FRAME, CallClient
+from parley.audio import FRAME
+from parley.rtc import CallClient
 
 _ARRIVALS: weakref.WeakKeyDictionary[RTCRtpReceiver, list[tuple[int, float]]] = weakref.WeakKeyDictionary()
 

@@ -39,7 +39,8 @@ import aiohttp
 import numpy as np
 
 from bench.serverproc import ServerProcess
-from client.call import RATE, CallClient, read_wav
+from parley.audio import RATE, read_wav
+from parley.rtc import CallClient
 from server.ice import use_loopback_only
 
 GREETING_S = 60.0

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.clips import AUDIO_DIR_HELP, DEFAULT_AUDIO_DIR
-from client.call import read_wav
+from parley.audio import read_wav
 from server.providers.local.whisper import MAX_WINDOW_S, WhisperSTT
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from bench import rtp
 from bench.clips import Clip
-from client.call import SILENCE_DBFS, CallClient
+from parley.audio import SILENCE_DBFS
+from parley.rtc import CallClient
 
 Event = dict[str, Any]
 TURN_TIMEOUT = 45.0  # seconds for STT + LLM + TTS on 2 slow cores, with margin

@@ -39,7 +39,7 @@ from bench.clips import AUDIO_DIR_HELP, DEFAULT_AUDIO_DIR, Clip, english_clips
 from bench.serverproc import serving
 from bench.side_by_side import closing_line
 from bench.trials import TURN_TIMEOUT, is_, open_call
-from client.call import RATE, read_wav
+from parley.audio import RATE, read_wav
 from server.ice import use_loopback_only
 
 NONSPEECH = ["noise_koala", "esc50_thunderstorm", "esc50_car_horn", "music_vibe_ace_10s", "bird_robin", "laughter"]

@@ -1,1 +1,2 @@
-"""Parley clients: the call page (``client/static``) and a headless Python client (``python -m client``)."""
+"""Parley clients: the call page (``client/static``) and ``python -m client``, the command line of the Python
+library (``parley``)."""

@@ -1,8 +1,8 @@
 """The ``events`` data channel's messages, typed: what the server sends and what a client may send.
 
 docs/protocol.md documents them with an example of each; tests/test_protocol_doc.py checks the two agree.
-Extend the protocol, never break it: clients (the call page, client/call.py, apps that embed us) rely on every
-field name and meaning here.
+Extend the protocol, never break it: clients (the call page, the Python library parley/, apps that embed us)
+rely on every field name and meaning here.
 """
 
 # No ``from __future__ import annotations``: TypedDict needs real annotations to tell NotRequired keys apart.

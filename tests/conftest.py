@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from client.call import CallClient
+from parley.rtc import CallClient
 from server.app import MODELS, create_app
 from server.config import Settings
 from server.providers.base import Providers
@@ -31,6 +31,7 @@ from tests.fakes import fake_providers
 SLOW_FIXTURES = {
     "start_server", "call_client", "started_apps", "aiohttp_client", "tts_speech", "piper", "real_providers",
     "silero", "fake", "fake_servers",  # fake, fake_servers: OpenAI-compatible servers (test_openai, test_keys)
+    "library_server",  # a server process (test_library)
 }  # fmt: skip
 SLOW_MARKERS = ("real_models", "browser", "shared_audio")
 SLOW_MODULES = {  # servers in subprocesses, espeak-ng, a browser, hypothesis over HTTP, raw-socket servers
@@ -62,7 +63,7 @@ def piper() -> PiperTTS:
 @pytest.fixture(scope="session")
 def tts_speech(piper: PiperTTS) -> Callable[[str], np.ndarray]:
     """Says a sentence with the embedded Piper voice: int16 mono 48 kHz speech any machine can make."""
-    from client.call import RATE
+    from parley.audio import RATE
     from server.audio.outbound import OutputResampler
 
     voice = piper

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from client.call import CallClient
+from parley.rtc import CallClient
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_AUDIO = Path(os.environ.get("PARLEY_SHARED_AUDIO", ROOT.parent / "shared" / "audio"))

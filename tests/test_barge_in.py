@@ -10,7 +10,8 @@ import aiohttp
 import numpy as np
 import pytest
 
-from client.call import CallClient, read_wav
+from parley.audio import read_wav
+from parley.rtc import CallClient
 from server.providers.base import Providers
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
 from tests.helpers import chat_call, is_, shared_clip

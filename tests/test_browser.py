@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 
 from bench.serverproc import ServerProcess
-from client.call import RATE, write_wav
+from parley.audio import RATE, write_wav
 from server.app import CALLS
 from server.config import Settings
 from server.languages import LANGUAGES

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from client.call import write_wav
+from parley.audio import write_wav
 from tests.fakes import FakeLLM, FakeSTT, FakeTTS, fake_providers
 from tests.page_probe import CHROMIUM, open_page
 

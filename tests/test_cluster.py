@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 from bench.clusterproc import ClusterProcess, Running, down_and_back, slow_frames, wait_all_idle
-from client.call import CallClient, write_wav
+from parley.audio import write_wav
+from parley.rtc import CallClient
 from server.cluster import runtime
 from server.ice import use_loopback_only
 from tests.helpers import client_offer

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from bench.serverproc import ServerProcess, free_port
-from client.call import CallClient
+from parley.rtc import CallClient
 from server.ice import use_loopback_only
 from tests.fake_openai import KEY, FakeOpenAI
 from tests.helpers import client_offer

@@ -11,8 +11,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from bench.serverproc import free_port
-from client.call import CallClient, fetch_ice_servers
 from examples.embed.backend import make_app
+from parley.rtc import CallClient, fetch_ice_servers
 from server.app import CALLS
 from server.config import Settings
 from tests.fakes import FakeLLM, fake_providers

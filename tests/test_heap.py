@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from client.call import CallClient
+from parley.rtc import CallClient
 from server import native_memory
 from server.app import CALLS, METRICS
 from server.config import Settings

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from client.call import CallClient
+from parley.rtc import CallClient
 from server.app import CALLS, MODELS, STATIC, create_app
 from server.config import Settings
 from server.sdp_guard import address_kind

@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("server", "client")
+PACKAGES = ("server", "client", "parley")
 
 
 def modules() -> dict[str, Path]:

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from client.call import CallClient
+from parley.rtc import CallClient
 from server.app import MODELS, create_app
 from server.config import Settings
 from server.dialogue.modes import APOLOGIES

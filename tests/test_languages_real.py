@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from bench.languages import LEARNER_LINES, in_language
-from client.call import read_wav
+from parley.audio import read_wav
 from server.config import Settings
 from server.languages import LANGUAGES
 from server.providers.base import AudioChunk, ChatMessage, Providers, VoiceStyle

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from aiortc import RTCPeerConnection
 
-from client.call import CallClient
+from parley.rtc import CallClient
 from server.app import CALLS
 from server.config import Settings
 from server.dialogue.bank import default_bank

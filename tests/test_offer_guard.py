@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from client.call import Microphone
+from parley.audio import Microphone
 from server.app import CALLS, MODELS, create_app
 from server.config import Settings
 from server.sdp_guard import MAX_CANDIDATES, address_kind

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from aiohttp.test_utils import TestServer
 
-from client.call import CallClient
+from parley.rtc import CallClient
 from server.app import MODELS, create_app
 from server.config import Settings
 from server.providers.base import ProviderError, VoiceStyle

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from client.call import write_wav
+from parley.audio import write_wav
 from server.config import Settings
 from tests.fakes import fake_providers
 from tests.page_probe import CHROMIUM, open_page

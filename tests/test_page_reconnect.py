@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from client.call import write_wav
+from parley.audio import write_wav
 from tests.fakes import FakeLLM, fake_providers
 from tests.interview_script import answer, question_at_end
 from tests.page_probe import CHROMIUM, open_page

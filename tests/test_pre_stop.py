@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from bench.serverproc import ServerProcess
-from client.call import CallClient
+from parley.rtc import CallClient
 from server.ice import use_loopback_only
 from tests.fake_openai import KEY, FakeOpenAI
 from tests.helpers import ROOT

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from client.call import RATE
+from parley.audio import RATE
 from server.config import Settings
 
 pytestmark = pytest.mark.real_models

@@ -9,7 +9,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from client.call import CallClient
+from parley.rtc import CallClient
 from server.app import CALLS
 from server.config import Settings
 from tests.fakes import FakeLLM, fake_providers

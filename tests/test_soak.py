@@ -7,7 +7,7 @@ import os
 import resource
 import threading
 
-from client.call import CallClient
+from parley.rtc import CallClient
 from server.app import CALLS
 from server.config import Settings
 from tests.fakes import fake_providers

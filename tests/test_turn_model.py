@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from client.call import read_wav
+from parley.audio import read_wav
 from server.audio.turn_model import TurnModel
 from server.providers.local import weights
 from tests.helpers import shared_clip

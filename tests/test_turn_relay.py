@@ -27,7 +27,7 @@ from aioice import stun
 from aioice.turn import create_turn_endpoint
 
 from bench.serverproc import ServerProcess
-from client.call import CallClient, fetch_ice_servers
+from parley.rtc import CallClient, fetch_ice_servers
 from server.ice import turn_credential, use_loopback_only
 from tests.fake_openai import KEY, FakeOpenAI
 from tests.helpers import ROOT, settled

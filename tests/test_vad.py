@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from client.call import read_wav
+from parley.audio import read_wav
 from server.audio.inbound import WINDOW
 from server.audio.vad import WINDOW_MS, SileroModel, SpeechDetector, VadEventKind
 from server.providers.local import weights

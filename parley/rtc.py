@@ -1,6 +1,8 @@
-"""A headless call: a WAV file as the microphone, the bot's audio recorded with arrival times, events logged.
+"""The WebRTC side of a call: one aiortc peer connection to a Parley server, its ``events`` data channel (each
+event a dict, with its arrival time), the microphone track and the recording of the bot's audio.
 
-Used by ``python -m client``, the tests and the benchmarks, so all three measure the same way.
+``parley.Call`` (the library's call) is built on ``CallClient``; the tests and the benchmarks use ``CallClient``
+directly, so all of them measure the same way.
 """
 
 from __future__ import annotations
@@ -9,157 +11,38 @@ import asyncio
 import json
 import logging
 import time
-import wave
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from av import AudioFrame, AudioResampler
+from av import AudioResampler
 
+from parley.audio import RATE, Microphone, Recording
 from server.protocol import ClientWireMessage
 
 logger = logging.getLogger(__name__)
 
-RATE = 48_000
-FRAME = 960
-SILENCE_DBFS = -45.0  # a received frame louder than this counts as reply audio
+
+class Refused(RuntimeError):
+    """The server answered a request with an error (``status``: the HTTP status, ``error``: its words)."""
+
+    def __init__(self, what: str, status: int, error: str) -> None:
+        super().__init__(f"{what} refused ({status}): {error}")
+        self.status, self.error = status, error
 
 
-def read_wav(path: str | Path, rate: int = RATE) -> np.ndarray:
-    """A 16-bit PCM WAV as int16 mono at ``rate`` (resampled with libswresample when needed)."""
-    with wave.open(str(path)) as wav:
-        if wav.getsampwidth() != 2:
-            raise ValueError(f"{path}: only 16-bit PCM WAV is supported")
-        channels, source_rate = wav.getnchannels(), wav.getframerate()
-        pcm = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
-    if channels > 1:
-        pcm = pcm.reshape(-1, channels).mean(axis=1).astype(np.int16)
-    if source_rate == rate:
-        return pcm
-    resampler = AudioResampler(format="s16", layout="mono", rate=rate)
-    frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-    frame.sample_rate = source_rate
-    frames = resampler.resample(frame) + resampler.resample(None)
-    return np.concatenate([f.to_ndarray().reshape(-1) for f in frames])
-
-
-def write_wav(path: str | Path, pcm: np.ndarray, rate: int = RATE) -> None:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(pcm.astype(np.int16).tobytes())
-
-
-def dbfs(pcm: np.ndarray) -> float:
-    rms = float(np.sqrt(np.mean(np.square(pcm.astype(np.float64))))) if pcm.size else 0.0
-    return 20 * np.log10(max(rms, 1e-9) / 32768)
-
-
-class Microphone(MediaStreamTrack):
-    """Silence until ``play()`` is given audio; then that audio in real time, 20 ms a frame."""
-
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._queue: list[np.ndarray] = []
-        self._pts = 0
-        self._start: float | None = None
-        self.play_started_at: float | None = None  # monotonic time of the first sample of the clip
-        self.finished = asyncio.Event()
-        # An acoustic echo, as from loudspeakers with no echo cancellation: what the call received comes back
-        # into this microphone ``echo_delay_s`` later, ``echo_gain`` as loud (0: none).
-        self.echo_gain = 0.0
-        self.echo_delay_s = 0.15
-        self._echo: deque[tuple[float, np.ndarray]] = deque()
-
-    def hear_back(self, pcm: np.ndarray) -> None:
-        """A received frame, played by the (simulated) loudspeaker now."""
-        if self.echo_gain > 0:
-            self._echo.append((time.monotonic(), pcm))
-
-    def play(self, pcm: np.ndarray) -> None:
-        """Queues ``pcm`` (int16 mono 48 kHz); ``finished`` is set once its last sample is sent."""
-        self.play_started_at = None
-        self.finished.clear()
-        self._queue = [pcm[i : i + FRAME] for i in range(0, pcm.size, FRAME)]
-
-    async def recv(self) -> AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:  # pts go on from where they were (a new connection: reconnect())
-            self._start = time.monotonic() - self._pts / RATE
-        wait = self._start + self._pts / RATE - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        samples = np.zeros(FRAME, dtype=np.int16)
-        if self._queue:
-            if self.play_started_at is None:
-                self.play_started_at = time.monotonic()
-            chunk = self._queue.pop(0)
-            samples[: chunk.size] = chunk
-            if not self._queue:
-                self.finished.set()
-        echo = self._echo_due()
-        if echo is not None:
-            n = min(FRAME, echo.size)
-            mixed = samples[:n].astype(np.float64) + echo[:n] * self.echo_gain
-            samples[:n] = np.clip(mixed, -32768, 32767)
-        frame = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = RATE
-        frame.pts = self._pts
-        frame.time_base = Fraction(1, RATE)
-        self._pts += FRAME
-        return frame
-
-    def resync(self) -> None:
-        """A new connection takes the track: its clock starts again, rather than catching up the gap in a burst."""
-        self._start = None
-
-    def _echo_due(self) -> np.ndarray | None:
-        due = time.monotonic() - self.echo_delay_s
-        backlog = int(self.echo_delay_s / 0.02) + 5
-        while len(self._echo) > backlog:  # behind (the loop was busy): an echo path does not grow
-            self._echo.popleft()
-        if self._echo and self._echo[0][0] <= due:
-            return self._echo.popleft()[1]
-        return None
-
-
-@dataclass
-class Recording:
-    """What came back: 48 kHz mono audio and, per 20 ms frame, its arrival time and level."""
-
-    chunks: list[np.ndarray] = field(default_factory=list)
-    arrivals: list[float] = field(default_factory=list)
-    levels: list[float] = field(default_factory=list)
-
-    def add(self, pcm: np.ndarray) -> None:
-        self.chunks.append(pcm)
-        self.arrivals.append(time.monotonic())
-        self.levels.append(dbfs(pcm))
-
-    def audio(self) -> np.ndarray:
-        return np.concatenate(self.chunks) if self.chunks else np.zeros(0, dtype=np.int16)
-
-    def first_loud_after(self, t: float, threshold: float = SILENCE_DBFS) -> float | None:
-        return next((a for a, lv in zip(self.arrivals, self.levels, strict=True) if a >= t and lv > threshold), None)
-
-    def last_loud(self, threshold: float = SILENCE_DBFS) -> float | None:
-        pairs = zip(reversed(self.arrivals), reversed(self.levels), strict=True)
-        return next((a for a, lv in pairs if lv > threshold), None)
-
-    def audio_between(self, start: float, end: float) -> np.ndarray:
-        parts = [c for c, a in zip(self.chunks, self.arrivals, strict=True) if start <= a <= end]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int16)
+async def _answer(resp: aiohttp.ClientResponse, what: str) -> dict[str, Any]:
+    """The JSON of a 200 answer; any other answer as ``Refused`` with the server's words (or a proxy's status)."""
+    try:
+        data = await resp.json(content_type=None)
+    except ValueError:
+        data = None
+    if resp.status != 200 or not isinstance(data, dict):
+        error = data.get("error") if isinstance(data, dict) else None
+        raise Refused(what, resp.status, str(error or resp.reason or "not a JSON answer"))
+    return data
 
 
 async def fetch_ice_servers(
@@ -169,9 +52,7 @@ async def fetch_ice_servers(
     a TURN secret configured, a TURN credential of this call's that expires."""
     sent = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
     async with aiohttp.ClientSession() as http, http.get(f"{url.rstrip('/')}/ice", headers=sent) as resp:
-        data = await resp.json()
-        if resp.status != 200:
-            raise RuntimeError(f"/ice refused ({resp.status}): {data.get('error')}")
+        data = await _answer(resp, "/ice")
     return [RTCIceServer(**server) for server in data["iceServers"]]
 
 
@@ -206,6 +87,7 @@ class CallClient:
         self.on_event: Callable[[dict[str, Any]], None] | None = None
         self._changed = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
+        self.closed = False
         self._new_connection()
 
     def _new_connection(self) -> None:
@@ -214,7 +96,17 @@ class CallClient:
         self._channel.on("message", self._on_message)
 
     def _on_message(self, raw: str | bytes) -> None:
-        event = json.loads(raw)
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            logger.warning("an event that is not a JSON object with a type, ignored: %.80r", raw)
+            return
+        self.add_event(event)
+
+    def add_event(self, event: dict[str, Any]) -> None:
+        """Records ``event`` as received now (the server's, or one the library makes, e.g. ``reconnecting``)."""
         self.events.append((time.monotonic(), event))
         if self.on_event is not None:
             self.on_event(event)
@@ -240,6 +132,8 @@ class CallClient:
         if self._reader is not None:
             self._reader.cancel()
         self._new_connection()
+        if self.mic.readyState != "live":  # a failed connection ended it: a new one goes on where it was
+            self.mic = self.mic.successor()
         for sender in old.getSenders():  # aiortc would end the microphone with the old connection
             if sender.track is self.mic:
                 sender.replaceTrack(None)
@@ -269,9 +163,7 @@ class CallClient:
             aiohttp.ClientSession(connector=connector) as http,
             http.post(f"{self.url}{path}", json=body, headers=headers) as resp,
         ):
-            data = await resp.json()
-            if resp.status != 200:
-                raise RuntimeError(f"offer refused ({resp.status}): {data.get('error')}")
+            data = await _answer(resp, path.lstrip("/"))
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=data["sdp"], type=data["type"]))
         await self.wait_for(lambda e: e["type"] == "ready", timeout, asked)
         return data
@@ -288,6 +180,10 @@ class CallClient:
                 self.recording.add(pcm)
                 self.mic.hear_back(pcm)
 
+    @property
+    def channel_open(self) -> bool:
+        return self._channel.readyState == "open"
+
     def send(self, message: ClientWireMessage) -> None:
         self._channel.send(json.dumps(message))
 
@@ -297,6 +193,13 @@ class CallClient:
 
     def find(self, predicate: Callable[[dict[str, Any]], bool], after: float = 0.0) -> tuple[float, dict] | None:
         return next(((t, e) for t, e in self.events if t >= after and predicate(e)), None)
+
+    async def event_at(self, index: int) -> tuple[float, dict[str, Any]] | None:
+        """The ``index``-th event received (from 0), once it has come; None if the client closes first."""
+        async with self._changed:
+            while len(self.events) <= index and not self.closed:
+                await self._changed.wait()
+        return self.events[index] if len(self.events) > index else None
 
     async def wait_for(
         self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30.0, after: float = 0.0
@@ -327,6 +230,8 @@ class CallClient:
         return found[-1] if found else None
 
     async def close(self) -> None:
+        self.closed = True
         await self.pc.close()
         if self._reader is not None:
             self._reader.cancel()
+        await self._notify()  # readers of the events stop waiting

@@ -1,0 +1,387 @@
+"""``parley.connect``: one call to a Parley server, with typed events, the microphone as audio you hand it, the
+bot's audio as a numpy array, and the call taken up again on a new connection when the network drops it.
+
+Built on ``parley.rtc.CallClient`` (the WebRTC peer); the call page (client/static) behaves the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import aiohttp
+import numpy as np
+from aiortc import RTCIceServer
+from aiortc.exceptions import InvalidStateError
+
+from parley.audio import RATE, Recording, read_wav, resample, write_wav
+from parley.events import Controls, Ended, Event, Lost, Ready, Scorecard, State, Transcript, parse
+from parley.rtc import CallClient, Refused, fetch_ice_servers
+from server.protocol import ClientWireMessage
+
+logger = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event)
+
+# As the call page (client/static/app.js, reconnect.js): a line is lost after 3 s disconnected or without audio
+# (the server sends a frame every 20 ms, silence included); taking the call up again is tried for 8 s.
+LOST_AFTER_S = 3.0
+RECONNECT_FOR_S = 8.0
+RECONNECT_EVERY_S = 1.0
+MAX_TEXT = 2000  # docs/protocol.md: a text message's limit
+
+
+class CallEnded(RuntimeError):
+    """The call ended (``event``: its ``Ended`` or ``Lost``) while something was still awaited of it."""
+
+    def __init__(self, event: Event | None) -> None:
+        super().__init__(f"the call has ended ({event.raw if event else 'closed'})")
+        self.event = event
+
+
+class Call:
+    """A call to a Parley server. Use ``async with parley.connect(...) as call:`` (or ``call = await
+    parley.connect(...)`` and ``await call.close()``); see ``parley.connect`` for the arguments."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        mode: str | None = None,
+        language: str | None = None,
+        token: str | None = None,
+        ice_servers: Sequence[RTCIceServer | Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        loopback: bool | None = None,
+        reconnect: bool = True,
+        on_event: Callable[[Event], None] | None = None,
+        timeout: float = 20.0,
+        local_addr: str | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._options = {"mode": mode, "language": language, "token": token, "headers": dict(headers or {})}
+        self._ice_servers = ice_servers
+        self._loopback = os.environ.get("PARLEY_ICE_LOOPBACK") == "1" if loopback is None else loopback
+        self._reconnect = reconnect
+        self._on_event = on_event
+        self._timeout = timeout
+        self._local_addr = local_addr
+        self._rtc: CallClient | None = None
+        self._typed: list[Event] = []  # rtc.events, typed (same order, same length)
+        self._watchdog: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- opening and closing ---------------------------------------------------------------------------------
+    async def open(self) -> Call:
+        """Places the call: the server's ICE servers (``GET /ice``), then the offer; returns once ``ready`` came.
+        Raises ``Refused`` (with the HTTP status and the server's words) if the server will not take it."""
+        if self._rtc is not None:
+            return self
+        if self._loopback:
+            from server.ice import use_loopback_only
+
+            use_loopback_only()
+        token, headers = self._options["token"], self._options["headers"]
+        if self._ice_servers is None:  # what the page does: the server's list, with a TURN credential of its own
+            servers = await fetch_ice_servers(self.url, token, headers)
+        else:
+            servers = [s if isinstance(s, RTCIceServer) else RTCIceServer(**s) for s in self._ice_servers]
+        rtc = CallClient(
+            self.url, self._options["mode"], self._options["language"], token, servers, headers, self._local_addr
+        )
+        rtc.on_event = self._received
+        self._rtc = rtc
+        try:
+            await rtc.connect(self._timeout)
+        except BaseException:
+            await rtc.close()
+            raise
+        if self._reconnect:
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch())
+        return self
+
+    def __await__(self) -> Generator[Any, None, Call]:
+        return self.open().__await__()
+
+    async def __aenter__(self) -> Call:
+        return await self.open()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.end()
+
+    async def end(self, timeout: float = 5.0) -> Scorecard | None:
+        """Hangs up: the server sends what it owes (an interview's scorecard), then ``ended``; waits for that up to
+        ``timeout`` seconds, then closes the connection. Returns the scorecard sent before ``ended``, if any."""
+        if self._rtc is None:
+            return None
+        if not self.ended and self.rtc.channel_open:
+            self._closing = True
+            await self.rtc.end(timeout)
+        await self.close()
+        ended = next((i for i, e in enumerate(self._typed) if isinstance(e, (Ended, Lost))), len(self._typed))
+        cards = [e for e in self._typed[:ended] if isinstance(e, Scorecard)]
+        return cards[-1] if cards else None
+
+    async def close(self) -> None:
+        """Drops the connection at once (no ``end`` sent: the server keeps the call for its reconnect grace)."""
+        self._closing = True
+        if self._watchdog is not None and self._watchdog is not asyncio.current_task():
+            self._watchdog.cancel()
+        if self._rtc is not None and not self._rtc.closed:
+            await self._rtc.close()
+
+    # -- what the call is --------------------------------------------------------------------------------------
+    @property
+    def rtc(self) -> CallClient:
+        """The WebRTC peer underneath (events as dicts, the microphone track, the recording)."""
+        if self._rtc is None:
+            raise RuntimeError("the call is not placed yet: use 'async with parley.connect(...)' or 'await'")
+        return self._rtc
+
+    @property
+    def placed(self) -> bool:
+        """``open`` has been called (the call may have failed to connect since)."""
+        return self._rtc is not None
+
+    @property
+    def session_id(self) -> str | None:
+        return self.rtc.session_id
+
+    @property
+    def history(self) -> list[Event]:
+        """Every event so far, in order of arrival."""
+        return list(self._typed)
+
+    @property
+    def ended(self) -> bool:
+        """The server ended the call, or its connection was lost for good."""
+        return any(isinstance(e, (Ended, Lost)) for e in reversed(self._typed))
+
+    @property
+    def recording(self) -> Recording:
+        """The bot's audio as received, frame by frame, with arrival times and levels."""
+        return self.rtc.recording
+
+    @property
+    def audio(self) -> np.ndarray:
+        """Everything the bot said so far: int16 mono at 48 kHz (``parley.RATE``)."""
+        return self.rtc.recording.audio()
+
+    def save_wav(self, path: str | Path) -> None:
+        """Writes ``audio`` as a 16-bit 48 kHz mono WAV."""
+        write_wav(path, self.audio)
+
+    # -- events ------------------------------------------------------------------------------------------------
+    def _received(self, raw: dict[str, Any]) -> None:
+        event = parse(raw, time.monotonic())
+        self._typed.append(event)
+        if self._on_event is not None:
+            self._on_event(event)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event of the call from its start (``ready`` first), as it arrives; ends after ``Ended`` or
+        ``Lost``, or when the call is closed. Each iterator has its own place: several may read at once."""
+        index = 0
+        while await self.rtc.event_at(index) is not None:
+            event = self._typed[index]
+            index += 1
+            yield event
+            if isinstance(event, (Ended, Lost)):
+                return
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self.events()
+
+    def _start(self, since: Event | float | None) -> int:
+        """The index of the first event after ``since`` (an event; a ``time.monotonic()`` time; None: now)."""
+        if isinstance(since, Event):
+            return next((i + 1 for i, e in enumerate(self._typed) if e is since), 0)
+        at = time.monotonic() if since is None else since
+        return next((i for i, e in enumerate(self._typed) if e.at >= at), len(self._typed))
+
+    async def wait_for(
+        self, kind: type[E], *, timeout: float = 30.0, since: Event | float | None = None, **fields: Any
+    ) -> E:
+        """The first event of ``kind`` whose ``fields`` have the given values, among those that arrive after
+        ``since`` (an event, a ``time.monotonic()`` time, or by default from now on). Raises ``TimeoutError``
+        after ``timeout`` seconds, and ``CallEnded`` if the call ends first."""
+        index = self._start(since)
+        async with asyncio.timeout(timeout):
+            while await self.rtc.event_at(index) is not None:
+                event = self._typed[index]
+                index += 1
+                if isinstance(event, kind) and all(getattr(event, k, None) == v for k, v in fields.items()):
+                    return event
+                if isinstance(event, (Ended, Lost)):
+                    raise CallEnded(event)
+        raise CallEnded(None)
+
+    async def greeting(self, timeout: float = 60.0) -> list[Transcript]:
+        """Waits until the bot has said its opening (a greeting; an interview's first question) and listens;
+        returns what it said."""
+        speaking = await self.wait_for(State, state="speaking", since=0.0, timeout=timeout)
+        listening = await self.wait_for(State, state="listening", since=speaking, timeout=timeout)
+        said = self._typed[self._typed.index(speaking) : self._typed.index(listening)]
+        return [e for e in said if isinstance(e, Transcript) and e.role == "assistant"]
+
+    # -- what the person does ----------------------------------------------------------------------------------
+    def send(self, message: ClientWireMessage) -> None:
+        """Sends one message of docs/protocol.md ("Client to server") as it is."""
+        try:
+            self.rtc.send(message)
+        except InvalidStateError as exc:  # the events channel is closed
+            if self.ended or self.rtc.closed:
+                raise CallEnded(None) from exc
+            raise ConnectionError("the call's connection is down (reconnecting); try again shortly") from exc
+
+    def send_text(self, text: str) -> None:
+        """Typed input, answered like speech (it interrupts the bot if it is speaking)."""
+        if not text.strip() or len(text) > MAX_TEXT:
+            raise ValueError(f"text must be 1 to {MAX_TEXT} characters, not only spaces")
+        self.send({"type": "text", "text": text})
+
+    async def ask(self, text: str, timeout: float = 30.0) -> Transcript:
+        """Sends ``text`` and returns the bot's reply to it (its transcript, once said)."""
+        mark = time.monotonic()
+        self.send_text(text)
+        heard = await self.wait_for(Transcript, role="user", text=text, since=mark, timeout=timeout)
+        return await self.wait_for(Transcript, role="assistant", since=heard, timeout=timeout)
+
+    async def play(self, pcm: np.ndarray, rate: int = RATE, *, wait: bool = True) -> None:
+        """Plays int16 mono ``pcm`` (at ``rate`` Hz) as the microphone, in real time, in place of whatever was
+        playing; with ``wait``, returns once its last sample has been sent."""
+        mic = self.rtc.mic
+        mic.play(resample(np.asarray(pcm), rate))
+        if wait:
+            await mic.finished.wait()
+
+    async def play_wav(self, path: str | Path, *, wait: bool = True) -> None:
+        """Plays a 16-bit PCM WAV file (any rate, mono or stereo) as the microphone; see ``play``."""
+        pcm = await asyncio.to_thread(read_wav, path)
+        await self.play(pcm, wait=wait)
+
+    async def _control(self, message: ClientWireMessage, timeout: float) -> Controls:
+        mark = time.monotonic()
+        self.send(message)
+        return await self.wait_for(Controls, since=mark, timeout=timeout)
+
+    async def mute(self, muted: bool = True, timeout: float = 5.0) -> Controls:
+        """Mutes (or unmutes) the microphone: silence is sent, and the server hears nothing from the person."""
+        self.rtc.mic.muted = muted
+        return await self._control({"type": "mute", "muted": muted}, timeout)
+
+    async def hold(self, held: bool = True, timeout: float = 5.0) -> Controls:
+        """Says "give me a moment": the bot is quiet and no silence ends the person's turn until released."""
+        return await self._control({"type": "hold", "held": held}, timeout)
+
+    async def push_to_talk(self, enabled: bool = True, timeout: float = 5.0) -> Controls:
+        """Push-to-talk on or off; while on, the person is heard only between ``talk(True)`` and ``talk(False)``."""
+        return await self._control({"type": "push_to_talk", "enabled": enabled}, timeout)
+
+    async def talk(self, pressed: bool, timeout: float = 5.0) -> Controls:
+        return await self._control({"type": "talk", "pressed": pressed}, timeout)
+
+    async def set_mode(self, mode: str, language: str | None = None, timeout: float = 10.0) -> Ready:
+        """Switches mode (and language): the call starts over with a new greeting."""
+        mark = time.monotonic()
+        self.send({"type": "mode", "mode": mode, **({"language": language} if language else {})})
+        return await self.wait_for(Ready, since=mark, timeout=timeout)
+
+    async def scorecard(self, timeout: float = 10.0) -> Scorecard:
+        """An interview's scorecard so far (an ``ErrorEvent`` arrives instead outside an interview)."""
+        mark = time.monotonic()
+        self.send({"type": "scorecard"})
+        return await self.wait_for(Scorecard, since=mark, timeout=timeout)
+
+    async def reconnect(self) -> None:
+        """The same call on a new connection now (``POST /resume``), as after a network change."""
+        await self.rtc.reconnect(self._timeout)
+
+    # -- keeping the line --------------------------------------------------------------------------------------
+    def _line_ok(self, since: float) -> bool:
+        rtc = self.rtc
+        if rtc.pc.connectionState != "connected" or not rtc.channel_open:
+            return rtc.pc.connectionState in ("new", "connecting")  # not up yet: the offer's timeout covers that
+        last = rtc.recording.arrivals[-1] if rtc.recording.arrivals else 0.0
+        return time.monotonic() - max(last, since) < LOST_AFTER_S
+
+    async def _watch(self) -> None:
+        """Takes the call up again when its connection fails, stays disconnected or its audio stops."""
+        line_since = time.monotonic()  # audio is expected from here on
+        bad_since: float | None = None
+        while True:
+            await asyncio.sleep(0.25)
+            if self._closing or self.ended or self.rtc.closed:
+                return
+            if self._line_ok(line_since):
+                bad_since = None
+                continue
+            now = time.monotonic()
+            bad_since = bad_since or now
+            if self.rtc.pc.connectionState not in ("failed", "closed") and now - bad_since < LOST_AFTER_S:
+                continue
+            reason = await self._take_up_again()
+            if reason is not None:
+                self.rtc.add_event({"type": "lost", "reason": reason})
+                await self.close()
+                return
+            line_since, bad_since = time.monotonic(), None
+
+    async def _take_up_again(self) -> str | None:
+        """Tries ``POST /resume`` for ``RECONNECT_FOR_S``; None once the call is back, else why it is lost."""
+        logger.info("call %s: the connection was lost; reconnecting", self.session_id)
+        self.rtc.add_event({"type": "reconnecting"})
+        give_up = time.monotonic() + RECONNECT_FOR_S
+        while True:
+            try:
+                await self.rtc.reconnect(timeout=5.0)
+                logger.info("call %s: reconnected", self.session_id)
+                return None
+            except Refused as exc:
+                if 400 <= exc.status < 500:  # the call has ended, or is not this client's
+                    return str(exc)
+                reason = str(exc)
+            except (OSError, TimeoutError, aiohttp.ClientError) as exc:
+                reason = f"reconnecting failed: {exc!r}"
+            if self._closing or time.monotonic() > give_up:
+                return reason
+            await asyncio.sleep(RECONNECT_EVERY_S)
+
+
+def connect(
+    url: str = "http://127.0.0.1:8080",
+    *,
+    mode: str | None = None,
+    language: str | None = None,
+    token: str | None = None,
+    ice_servers: Sequence[RTCIceServer | Mapping[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+    loopback: bool | None = None,
+    reconnect: bool = True,
+    on_event: Callable[[Event], None] | None = None,
+    timeout: float = 20.0,
+    local_addr: str | None = None,
+) -> Call:
+    """A call to the Parley server at ``url``, placed by ``async with`` (hung up at the end of the block) or
+    ``await``.
+
+    ``mode``: ``interview`` | ``language`` | ``chat`` and ``language`` (``en``, ``fr``, ...): left out, the server's
+    (or the call token's) defaults. ``token``: the server's ``PARLEY_TOKEN`` or a call token from ``POST /tokens``.
+    ``ice_servers``: STUN/TURN servers (``RTCIceServer`` or dicts in the browser's shape); left out, the server's
+    own list (``GET /ice``). ``headers``: more headers for the requests (e.g. ``Origin``). ``loopback``: offer
+    only 127.0.0.1 as this side's address (calls on one machine; left out: ``PARLEY_ICE_LOOPBACK=1``; it applies
+    to the whole process). ``reconnect``: take the call up again when its connection drops, as the call page does.
+    ``on_event``: called with each event as it arrives. ``timeout``: seconds for the call to be placed.
+    ``local_addr``: the address the requests leave from."""
+    return Call(
+        url, mode=mode, language=language, token=token, ice_servers=ice_servers, headers=headers,
+        loopback=loopback, reconnect=reconnect, on_event=on_event, timeout=timeout, local_addr=local_addr,
+    )  # fmt: skip
