@@ -32,6 +32,20 @@ def read_wav(path: str | Path, rate: int = RATE) -> np.ndarray:
     return resample(pcm, source_rate, rate)
 
 
+def as_pcm16(samples: np.ndarray) -> np.ndarray:
+    """Audio as int16 mono: floats are taken as -1..1; a 2-D array is (samples, channels), mixed to one."""
+    samples = np.asarray(samples)
+    if samples.dtype.kind == "f":
+        samples = np.clip(samples, -1.0, 1.0) * 32767
+    elif samples.dtype.kind not in "iu":
+        raise TypeError(f"audio must be integer samples or floats in -1..1, not {samples.dtype}")
+    if samples.ndim == 2:
+        samples = samples.mean(axis=1)
+    if samples.dtype == np.int16:
+        return samples.reshape(-1)
+    return np.clip(np.round(samples), -32768, 32767).astype(np.int16).reshape(-1)
+
+
 def resample(pcm: np.ndarray, source_rate: int, rate: int = RATE) -> np.ndarray:
     """int16 mono ``pcm`` at ``source_rate`` as int16 mono at ``rate`` (libswresample, as the server does)."""
     pcm = np.ascontiguousarray(pcm, dtype=np.int16).reshape(-1)

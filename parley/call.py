@@ -20,7 +20,7 @@ import numpy as np
 from aiortc import RTCIceServer
 from aiortc.exceptions import InvalidStateError
 
-from parley.audio import RATE, Recording, read_wav, resample, write_wav
+from parley.audio import RATE, Recording, as_pcm16, read_wav, resample, write_wav
 from parley.events import Controls, Ended, Event, Lost, Ready, Scorecard, State, Transcript, parse
 from parley.rtc import CallClient, Refused, fetch_ice_servers
 from server.protocol import ClientWireMessage
@@ -256,10 +256,11 @@ class Call:
         return await self.wait_for(Transcript, role="assistant", since=heard, timeout=timeout)
 
     async def play(self, pcm: np.ndarray, rate: int = RATE, *, wait: bool = True) -> None:
-        """Plays int16 mono ``pcm`` (at ``rate`` Hz) as the microphone, in real time, in place of whatever was
-        playing; with ``wait``, returns once its last sample has been sent."""
+        """Plays ``pcm`` (int16 samples, or floats in -1..1; mono, or (samples, channels)) at ``rate`` Hz as the
+        microphone, in real time, in place of whatever was playing; with ``wait``, returns once its last sample
+        has been sent."""
         mic = self.rtc.mic
-        mic.play(resample(np.asarray(pcm), rate))
+        mic.play(resample(as_pcm16(pcm), rate))
         if wait:
             await mic.finished.wait()
 

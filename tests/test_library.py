@@ -21,7 +21,8 @@ import pytest_asyncio
 
 import parley
 from bench.serverproc import ServerProcess
-from parley.audio import SILENCE_DBFS, dbfs, read_wav
+from parley import call_cli
+from parley.audio import SILENCE_DBFS, as_pcm16, dbfs, read_wav
 from parley.events import KINDS, parse
 from server.protocol import SERVER_EVENTS
 from tests.fake_openai import KEY, FakeOpenAI
@@ -63,6 +64,25 @@ def test_an_unknown_or_unreadable_event_still_arrives_with_its_fields():
     assert isinstance(broken, parley.UnknownEvent) and broken.type == "transcript"
     extended = parse({"type": "ended", "reason": "idle", "after_s": 300})  # a field added later
     assert extended == parley.Ended(reason="idle") and extended.raw["after_s"] == 300
+
+
+def test_audio_to_play_may_be_floats_or_several_channels():
+    floats = np.array([0.5, -1.5, 0.0], dtype=np.float32)  # out of range: clipped
+    assert as_pcm16(floats).tolist() == [16384, -32767, 0]
+    stereo = np.array([[1000, 3000], [-200, -400]], dtype=np.int16)
+    assert as_pcm16(stereo).tolist() == [2000, -300]
+    with pytest.raises(TypeError, match="integer samples or floats"):
+        as_pcm16(np.array(["loud"]))
+
+
+def test_the_command_line_takes_its_arguments_and_names_a_clip_it_cannot_read(tmp_path: Path, capsys):
+    missing = tmp_path / "nowhere.wav"
+    assert call_cli.main(["--wav", str(missing), "--url", "http://127.0.0.1:9"]) == 1
+    error = json.loads(capsys.readouterr().err)
+    assert error["type"] == "client_error" and str(missing) in error["message"]
+    with pytest.raises(SystemExit) as usage:
+        call_cli.main(["--mode", "karaoke"])
+    assert usage.value.code == 2 and "--wav" in capsys.readouterr().err
 
 
 # -- calls to a server process ---------------------------------------------------------------------------------
