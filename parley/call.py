@@ -76,6 +76,7 @@ class Call:
         self._typed: list[Event] = []  # rtc.events, typed (same order, same length)
         self._watchdog: asyncio.Task[None] | None = None
         self._closing = False
+        self._over: Event | None = None  # the call's Ended or Lost, once it came
 
     # -- opening and closing ---------------------------------------------------------------------------------
     async def open(self) -> Call:
@@ -163,7 +164,7 @@ class Call:
     @property
     def ended(self) -> bool:
         """The server ended the call, or its connection was lost for good."""
-        return any(isinstance(e, (Ended, Lost)) for e in reversed(self._typed))
+        return self._over is not None
 
     @property
     def recording(self) -> Recording:
@@ -183,6 +184,8 @@ class Call:
     def _received(self, raw: dict[str, Any]) -> None:
         event = parse(raw, time.monotonic())
         self._typed.append(event)
+        if isinstance(event, (Ended, Lost)) and self._over is None:
+            self._over = event
         if self._on_event is not None:
             self._on_event(event)
 
@@ -307,34 +310,40 @@ class Call:
         await self.rtc.reconnect(self._timeout)
 
     # -- keeping the line --------------------------------------------------------------------------------------
-    def _line_ok(self, since: float) -> bool:
-        rtc = self.rtc
-        if rtc.pc.connectionState != "connected" or not rtc.channel_open:
-            return rtc.pc.connectionState in ("new", "connecting")  # not up yet: the offer's timeout covers that
+    def _line_lost(self, audio_since: float, disconnected_since: float | None) -> bool:
+        """As the page judges it: the connection failed, was closed under the call, stayed disconnected for
+        ``LOST_AFTER_S``, or is up with no audio for that long, or the events channel closed with no ``ended``."""
+        rtc, now = self.rtc, time.monotonic()
+        state = rtc.pc.connectionState
+        if state in ("new", "connecting"):
+            return False  # not up yet (after an offer): the offer's own timeout covers that
+        if state == "disconnected":
+            return disconnected_since is not None and now - disconnected_since >= LOST_AFTER_S
+        if state != "connected" or not rtc.channel_open:
+            return True
         last = rtc.recording.arrivals[-1] if rtc.recording.arrivals else 0.0
-        return time.monotonic() - max(last, since) < LOST_AFTER_S
+        return now - max(last, audio_since) >= LOST_AFTER_S  # the server sends a frame every 20 ms
 
     async def _watch(self) -> None:
-        """Takes the call up again when its connection fails, stays disconnected or its audio stops."""
-        line_since = time.monotonic()  # audio is expected from here on
-        bad_since: float | None = None
+        """Takes the call up again when its connection is lost (``_line_lost``); ``Lost`` when it cannot be."""
+        audio_since = time.monotonic()  # audio is expected from here on
+        disconnected_since: float | None = None
         while True:
             await asyncio.sleep(0.25)
             if self._closing or self.ended or self.rtc.closed:
                 return
-            if self._line_ok(line_since):
-                bad_since = None
-                continue
-            now = time.monotonic()
-            bad_since = bad_since or now
-            if self.rtc.pc.connectionState not in ("failed", "closed") and now - bad_since < LOST_AFTER_S:
+            if self.rtc.pc.connectionState != "disconnected":
+                disconnected_since = None
+            elif disconnected_since is None:
+                disconnected_since = time.monotonic()
+            if not self._line_lost(audio_since, disconnected_since):
                 continue
             reason = await self._take_up_again()
             if reason is not None:
                 self.rtc.add_event({"type": "lost", "reason": reason})
                 await self.close()
                 return
-            line_since, bad_since = time.monotonic(), None
+            audio_since, disconnected_since = time.monotonic(), None
 
     async def _take_up_again(self) -> str | None:
         """Tries ``POST /resume`` for ``RECONNECT_FOR_S``; None once the call is back, else why it is lost."""
@@ -351,7 +360,7 @@ class Call:
                     return str(exc)
                 reason = str(exc)
             except (OSError, TimeoutError, aiohttp.ClientError) as exc:
-                reason = f"reconnecting failed: {exc!r}"
+                reason = f"could not take the call up again (POST /resume): {exc or type(exc).__name__}"
             if self._closing or time.monotonic() > give_up:
                 return reason
             await asyncio.sleep(RECONNECT_EVERY_S)

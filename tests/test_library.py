@@ -10,6 +10,7 @@ import dataclasses
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -192,6 +193,28 @@ async def test_a_dropped_connection_is_taken_up_again(library_server: ServerProc
         assert any(isinstance(e, parley.Reconnecting) for e in call.history)
         assert (await call.ask("Are you still there?")).text.strip() == FAKE_REPLY
         assert call.session_id == before
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_call_whose_server_died_is_lost(library_server: ServerProcess):
+    fake = await FakeOpenAI().start()
+    doomed = ServerProcess({"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": fake.base_url, "PARLEY_STT": "openai",
+                            "PARLEY_LLM": "openai", "PARLEY_TTS": "openai"})  # fmt: skip
+    doomed.start()
+    try:
+        await doomed.wait_healthy(120)
+        async with parley.connect(doomed.url, mode="chat") as call:
+            await call.greeting()
+            doomed.signal(signal.SIGKILL)  # a crash: nothing more is sent, not even ``ended``
+            with pytest.raises(parley.CallEnded) as ended:
+                await call.wait_for(parley.Transcript, timeout=30)
+            assert isinstance(ended.value.event, parley.Lost) and "resume" in ended.value.event.reason
+            assert [type(e) for e in call.history[-2:]] == [parley.Reconnecting, parley.Lost]
+            assert [e async for e in call.events()][-1] is ended.value.event  # the iterator ends there
+            assert call.ended
+    finally:
+        doomed.stop()
+        await fake.close()
 
 
 @pytest.mark.asyncio(loop_scope="module")
