@@ -15,25 +15,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-import aiohttp
 import numpy as np
 from aiortc import RTCIceServer
 from aiortc.exceptions import InvalidStateError
 
 from parley.audio import RATE, Recording, as_pcm16, read_wav, resample, write_wav
 from parley.events import Controls, Ended, Event, Lost, Ready, Scorecard, State, Transcript, parse
-from parley.rtc import CallClient, Refused, fetch_ice_servers
+from parley.reconnect import keep_line
+from parley.rtc import CallClient, fetch_ice_servers
 from server.protocol import ClientWireMessage
 
 logger = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event)
 
-# As the call page (client/static/app.js, reconnect.js): a line is lost after 3 s disconnected or without audio
-# (the server sends a frame every 20 ms, silence included); taking the call up again is tried for 8 s.
-LOST_AFTER_S = 3.0
-RECONNECT_FOR_S = 8.0
-RECONNECT_EVERY_S = 1.0
 MAX_TEXT = 2000  # docs/protocol.md: a text message's limit
 
 
@@ -65,7 +60,8 @@ class Call:
         local_addr: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
-        self._options = {"mode": mode, "language": language, "token": token, "headers": dict(headers or {})}
+        self._mode, self._language = mode, language  # as asked; the call's own come in ``Ready``
+        self._token, self._headers = token, dict(headers or {})
         self._ice_servers = ice_servers
         self._loopback = os.environ.get("PARLEY_ICE_LOOPBACK") == "1" if loopback is None else loopback
         self._reconnect = reconnect
@@ -83,19 +79,18 @@ class Call:
         """Places the call: the server's ICE servers (``GET /ice``), then the offer; returns once ``ready`` came.
         Raises ``Refused`` (with the HTTP status and the server's words) if the server will not take it."""
         if self._rtc is not None:
+            if self._rtc.closed:
+                raise RuntimeError("this call is over: parley.connect() places a new one")
             return self
         if self._loopback:
             from server.ice import use_loopback_only
 
             use_loopback_only()
-        token, headers = self._options["token"], self._options["headers"]
         if self._ice_servers is None:  # what the page does: the server's list, with a TURN credential of its own
-            servers = await fetch_ice_servers(self.url, token, headers)
+            servers = await fetch_ice_servers(self.url, self._token, self._headers)
         else:
             servers = [s if isinstance(s, RTCIceServer) else RTCIceServer(**s) for s in self._ice_servers]
-        rtc = CallClient(
-            self.url, self._options["mode"], self._options["language"], token, servers, headers, self._local_addr
-        )
+        rtc = CallClient(self.url, self._mode, self._language, self._token, servers, self._headers, self._local_addr)
         rtc.on_event = self._received
         self._rtc = rtc
         try:
@@ -155,6 +150,17 @@ class Call:
     @property
     def session_id(self) -> str | None:
         return self.rtc.session_id
+
+    @property
+    def mode(self) -> str | None:
+        """The call's mode, as the server last said (``Ready``); before that, the one asked for."""
+        ready = next((e for e in reversed(self._typed) if isinstance(e, Ready)), None)
+        return ready.mode if ready else self._mode
+
+    @property
+    def language(self) -> str | None:
+        ready = next((e for e in reversed(self._typed) if isinstance(e, Ready)), None)
+        return ready.language if ready else self._language
 
     @property
     def history(self) -> list[Event]:
@@ -309,61 +315,11 @@ class Call:
         """The same call on a new connection now (``POST /resume``), as after a network change."""
         await self.rtc.reconnect(self._timeout)
 
-    # -- keeping the line --------------------------------------------------------------------------------------
-    def _line_lost(self, audio_since: float, disconnected_since: float | None) -> bool:
-        """As the page judges it: the connection failed, was closed under the call, stayed disconnected for
-        ``LOST_AFTER_S``, or is up with no audio for that long, or the events channel closed with no ``ended``."""
-        rtc, now = self.rtc, time.monotonic()
-        state = rtc.pc.connectionState
-        if state in ("new", "connecting"):
-            return False  # not up yet (after an offer): the offer's own timeout covers that
-        if state == "disconnected":
-            return disconnected_since is not None and now - disconnected_since >= LOST_AFTER_S
-        if state != "connected" or not rtc.channel_open:
-            return True
-        last = rtc.recording.arrivals[-1] if rtc.recording.arrivals else 0.0
-        return now - max(last, audio_since) >= LOST_AFTER_S  # the server sends a frame every 20 ms
-
     async def _watch(self) -> None:
-        """Takes the call up again when its connection is lost (``_line_lost``); ``Lost`` when it cannot be."""
-        audio_since = time.monotonic()  # audio is expected from here on
-        disconnected_since: float | None = None
-        while True:
-            await asyncio.sleep(0.25)
-            if self._closing or self.ended or self.rtc.closed:
-                return
-            if self.rtc.pc.connectionState != "disconnected":
-                disconnected_since = None
-            elif disconnected_since is None:
-                disconnected_since = time.monotonic()
-            if not self._line_lost(audio_since, disconnected_since):
-                continue
-            reason = await self._take_up_again()
-            if reason is not None:
-                self.rtc.add_event({"type": "lost", "reason": reason})
-                await self.close()
-                return
-            audio_since, disconnected_since = time.monotonic(), None
-
-    async def _take_up_again(self) -> str | None:
-        """Tries ``POST /resume`` for ``RECONNECT_FOR_S``; None once the call is back, else why it is lost."""
-        logger.info("call %s: the connection was lost; reconnecting", self.session_id)
-        self.rtc.add_event({"type": "reconnecting"})
-        give_up = time.monotonic() + RECONNECT_FOR_S
-        while True:
-            try:
-                await self.rtc.reconnect(timeout=5.0)
-                logger.info("call %s: reconnected", self.session_id)
-                return None
-            except Refused as exc:
-                if 400 <= exc.status < 500:  # the call has ended, or is not this client's
-                    return str(exc)
-                reason = str(exc)
-            except (OSError, TimeoutError, aiohttp.ClientError) as exc:
-                reason = f"could not take the call up again (POST /resume): {exc or type(exc).__name__}"
-            if self._closing or time.monotonic() > give_up:
-                return reason
-            await asyncio.sleep(RECONNECT_EVERY_S)
+        reason = await keep_line(self.rtc, lambda: self._closing or self.ended)
+        if reason is not None:
+            self.rtc.add_event({"type": "lost", "reason": reason})
+            await self.close()
 
 
 def connect(

@@ -3,7 +3,7 @@
 Each event keeps the JSON object it came from (``raw``: fields a newer server adds are there) and its arrival
 time (``at``, ``time.monotonic()``). A kind this library does not know arrives as ``UnknownEvent``, so a newer
 server never breaks an older client. ``Reconnecting`` and ``Lost`` are made by the library itself (the
-connection dropped), not sent by the server.
+connection dropped: parley/reconnect.py), not sent by the server.
 """
 
 from __future__ import annotations
