@@ -79,9 +79,9 @@ def format_scorecard(card: Scorecard) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m client") -> int:
     """The command line (``argv``: its arguments, without the program's name; default ``sys.argv[1:]``)."""
-    parser = argparse.ArgumentParser(prog="python -m client", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--wav", required=True, help="16-bit PCM WAV played as the microphone")
     parser.add_argument("--out", help="where to write what the bot said (48 kHz WAV)")
     parser.add_argument("--url", default="http://127.0.0.1:8080")
