@@ -68,7 +68,7 @@ def write_wav(path: str | Path, pcm: np.ndarray, rate: int = RATE) -> None:
 
 def dbfs(pcm: np.ndarray) -> float:
     rms = float(np.sqrt(np.mean(np.square(pcm.astype(np.float64))))) if pcm.size else 0.0
-    return 20 * np.log10(max(rms, 1e-9) / 32768)
+    return 20 * float(np.log10(max(rms, 1e-9) / 32768))
 
 
 class Microphone(MediaStreamTrack):

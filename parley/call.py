@@ -23,7 +23,7 @@ from parley.audio import RATE, Recording, as_pcm16, read_wav, resample, write_wa
 from parley.events import Controls, Ended, Event, Lost, Ready, Scorecard, State, Transcript, parse
 from parley.reconnect import keep_line
 from parley.rtc import CallClient, fetch_ice_servers
-from server.protocol import ClientWireMessage
+from server.protocol import ClientWireMessage, ModeMessage
 
 logger = logging.getLogger(__name__)
 
@@ -302,7 +302,10 @@ class Call:
     async def set_mode(self, mode: str, language: str | None = None, timeout: float = 10.0) -> Ready:
         """Switches mode (and language): the call starts over with a new greeting."""
         mark = time.monotonic()
-        self.send({"type": "mode", "mode": mode, **({"language": language} if language else {})})
+        message: ModeMessage = {"type": "mode", "mode": mode}
+        if language:
+            message["language"] = language
+        self.send(message)
         return await self.wait_for(Ready, since=mark, timeout=timeout)
 
     async def scorecard(self, timeout: float = 10.0) -> Scorecard:

@@ -135,7 +135,9 @@ class Scorecard(Event):
         questions = []
         for q in fields.get("questions") or ():
             known = {f.name for f in dataclasses.fields(ScoredQuestion)}
-            values = {k: tuple(v) if k in ("covered", "missed") else v for k, v in q.items() if k in known}
+            values: dict[str, Any] = {
+                k: tuple(v) if k in ("covered", "missed") else v for k, v in q.items() if k in known
+            }
             questions.append(ScoredQuestion(**values))
         return {**fields, "questions": tuple(questions), "study_next": tuple(fields.get("study_next") or ())}
 

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from av import AudioResampler
+from av import AudioFrame, AudioResampler
 
 from parley.audio import RATE, Microphone, Recording
 from server.protocol import ClientWireMessage
@@ -175,6 +175,8 @@ class CallClient:
                 frame = await track.recv()
             except MediaStreamError:
                 return
+            if not isinstance(frame, AudioFrame):  # (an audio track: never)
+                continue
             for out in resampler.resample(frame):
                 pcm = out.to_ndarray().reshape(-1)
                 self.recording.add(pcm)
@@ -191,7 +193,9 @@ class CallClient:
         """Sends ``raw`` as it is (tests of the server's validation)."""
         self._channel.send(raw)
 
-    def find(self, predicate: Callable[[dict[str, Any]], bool], after: float = 0.0) -> tuple[float, dict] | None:
+    def find(
+        self, predicate: Callable[[dict[str, Any]], bool], after: float = 0.0
+    ) -> tuple[float, dict[str, Any]] | None:
         return next(((t, e) for t, e in self.events if t >= after and predicate(e)), None)
 
     async def event_at(self, index: int) -> tuple[float, dict[str, Any]] | None:
