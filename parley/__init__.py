@@ -25,7 +25,7 @@ docs/protocol.md). ``parley.rtc.CallClient`` is the WebRTC peer underneath. The 
 """
 
 from parley.audio import RATE, read_wav, write_wav
-from parley.call import Call, CallEnded, connect
+from parley.call import Call, CallEnded, ServerError, connect
 from parley.events import (
     Caption,
     Controls,
@@ -63,6 +63,7 @@ __all__ = [
     "Refused",
     "Scorecard",
     "ScoredQuestion",
+    "ServerError",
     "Speech",
     "State",
     "Transcript",

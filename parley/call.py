@@ -13,14 +13,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from aiortc import RTCIceServer
 from aiortc.exceptions import InvalidStateError
 
 from parley.audio import RATE, Recording, as_pcm16, read_wav, resample, write_wav
-from parley.events import Controls, Ended, Event, Lost, Ready, Scorecard, State, Transcript, parse
+from parley.events import Controls, Ended, ErrorEvent, Event, Lost, Ready, Scorecard, State, Transcript, parse
 from parley.reconnect import keep_line
 from parley.rtc import CallClient, fetch_ice_servers
 from server.protocol import ClientWireMessage, ModeMessage
@@ -38,6 +38,18 @@ class CallEnded(RuntimeError):
     def __init__(self, event: Event | None) -> None:
         super().__init__(f"the call has ended ({event.raw if event else 'closed'})")
         self.event = event
+
+
+class ServerError(RuntimeError):
+    """The server refused a message of this client's (``event``: its ``error`` event; ``code``: e.g.
+    ``bad_message``, ``not_allowed``); the call goes on."""
+
+    def __init__(self, event: ErrorEvent) -> None:
+        super().__init__(f"{event.code}: {event.message}")
+        self.event, self.code = event, event.code
+
+
+REFUSALS = ("bad_message", "too_large", "not_allowed")  # the error codes that answer a message (not a turn's)
 
 
 class Call:
@@ -222,16 +234,35 @@ class Call:
         """The first event of ``kind`` whose ``fields`` have the given values, among those that arrive after
         ``since`` (an event, a ``time.monotonic()`` time, or by default from now on). Raises ``TimeoutError``
         after ``timeout`` seconds, and ``CallEnded`` if the call ends first."""
-        index = self._start(since)
+
+        def match(event: Event) -> bool:
+            return isinstance(event, kind) and all(getattr(event, k, None) == v for k, v in fields.items())
+
+        return cast(E, await self._first(self._start(since), match, timeout))
+
+    async def _first(self, index: int, match: Callable[[Event], bool], timeout: float) -> Event:
+        """The first event from ``index`` on that matches; ``CallEnded`` when the call ends first."""
         async with asyncio.timeout(timeout):
             while await self.rtc.event_at(index) is not None:
                 event = self._typed[index]
                 index += 1
-                if isinstance(event, kind) and all(getattr(event, k, None) == v for k, v in fields.items()):
+                if match(event):
                     return event
                 if isinstance(event, (Ended, Lost)):
                     raise CallEnded(event)
         raise CallEnded(None)
+
+    async def _request(self, message: ClientWireMessage, kind: type[E], timeout: float) -> E:
+        """Sends ``message`` and returns the ``kind`` of event that answers it; ``ServerError`` when the server
+        refuses the message instead (an ``error`` event saying why)."""
+        index = len(self._typed)
+        self.send(message)
+        event = await self._first(
+            index, lambda e: isinstance(e, kind) or (isinstance(e, ErrorEvent) and e.code in REFUSALS), timeout
+        )
+        if isinstance(event, ErrorEvent):
+            raise ServerError(event)
+        return cast(E, event)
 
     async def greeting(self, timeout: float = 60.0) -> list[Transcript]:
         """Waits until the bot has said its opening (a greeting; an interview's first question) and listens;
@@ -279,9 +310,7 @@ class Call:
         await self.play(pcm, wait=wait)
 
     async def _control(self, message: ClientWireMessage, timeout: float) -> Controls:
-        mark = time.monotonic()
-        self.send(message)
-        return await self.wait_for(Controls, since=mark, timeout=timeout)
+        return await self._request(message, Controls, timeout)
 
     async def mute(self, muted: bool = True, timeout: float = 5.0) -> Controls:
         """Mutes (or unmutes) the microphone: silence is sent, and the server hears nothing from the person."""
@@ -300,19 +329,15 @@ class Call:
         return await self._control({"type": "talk", "pressed": pressed}, timeout)
 
     async def set_mode(self, mode: str, language: str | None = None, timeout: float = 10.0) -> Ready:
-        """Switches mode (and language): the call starts over with a new greeting."""
-        mark = time.monotonic()
+        """Switches mode (and language): the call starts over with a new greeting. ``ServerError`` if refused."""
         message: ModeMessage = {"type": "mode", "mode": mode}
         if language:
             message["language"] = language
-        self.send(message)
-        return await self.wait_for(Ready, since=mark, timeout=timeout)
+        return await self._request(message, Ready, timeout)
 
     async def scorecard(self, timeout: float = 10.0) -> Scorecard:
-        """An interview's scorecard so far (an ``ErrorEvent`` arrives instead outside an interview)."""
-        mark = time.monotonic()
-        self.send({"type": "scorecard"})
-        return await self.wait_for(Scorecard, since=mark, timeout=timeout)
+        """An interview's scorecard so far (``ServerError`` outside an interview)."""
+        return await self._request({"type": "scorecard"}, Scorecard, timeout)
 
     async def reconnect(self) -> None:
         """The same call on a new connection now (``POST /resume``), as after a network change."""

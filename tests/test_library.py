@@ -172,7 +172,7 @@ async def test_events_iterate_until_the_call_ends(library_server: ServerProcess)
 
 
 @pytest.mark.asyncio(loop_scope="module")
-async def test_controls_are_confirmed_by_the_server(library_server: ServerProcess):
+async def test_controls_and_requests_are_answered_by_the_server(library_server: ServerProcess):
     async with parley.connect(library_server.url, mode="chat") as call:
         await call.greeting()
         muted = await call.mute()
@@ -181,6 +181,12 @@ async def test_controls_are_confirmed_by_the_server(library_server: ServerProces
         assert held.held and held.muted
         released = await call.hold(False)
         assert not released.held
+        with pytest.raises(parley.ServerError, match="no interview") as refused:
+            await call.scorecard()  # a chat has none: the server says so, and the call goes on
+        assert refused.value.code == "bad_message"
+        ready = await call.set_mode("interview")
+        assert ready.mode == call.mode == "interview" and ready.session_id == call.session_id
+        assert isinstance(await call.scorecard(), parley.Scorecard)
 
 
 @pytest.mark.asyncio(loop_scope="module")
