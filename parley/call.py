@@ -205,7 +205,10 @@ class Call:
         if isinstance(event, (Ended, Lost)) and self._over is None:
             self._over = event
         if self._on_event is not None:
-            self._on_event(event)
+            try:
+                self._on_event(event)
+            except Exception:  # the app's bug must not stop the events reaching their readers
+                logger.exception("on_event failed on %r", event)
 
     async def events(self) -> AsyncIterator[Event]:
         """Every event of the call from its start (``ready`` first), as it arrives; ends after ``Ended`` or
@@ -243,14 +246,16 @@ class Call:
     async def _first(self, index: int, match: Callable[[Event], bool], timeout: float) -> Event:
         """The first event from ``index`` on that matches; ``CallEnded`` when the call ends first."""
         async with asyncio.timeout(timeout):
-            while await self.rtc.event_at(index) is not None:
+            while index < len(self._typed) or self._over is None:  # (nothing comes after the end)
+                if await self.rtc.event_at(index) is None:
+                    break
                 event = self._typed[index]
                 index += 1
                 if match(event):
                     return event
                 if isinstance(event, (Ended, Lost)):
                     raise CallEnded(event)
-        raise CallEnded(None)
+        raise CallEnded(self._over)
 
     async def _request(self, message: ClientWireMessage, kind: type[E], timeout: float) -> E:
         """Sends ``message`` and returns the ``kind`` of event that answers it; ``ServerError`` when the server
