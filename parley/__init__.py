@@ -9,8 +9,9 @@ Example::
         async with parley.connect("http://127.0.0.1:8080", mode="interview", language="en") as call:
             for line in await call.greeting():           # the bot speaks first
                 print("bot:", line.text)
-            await call.play_wav("answer.wav")             # a WAV file as the microphone
-            reply = await call.wait_for(parley.Transcript, role="assistant")
+            started = await call.play_wav("answer.wav")   # a WAV file as the microphone
+            heard = await call.wait_for(parley.Transcript, role="user", since=started)
+            reply = await call.wait_for(parley.Transcript, role="assistant", since=heard)
             print("bot:", reply.text)
             print((await call.ask("Can you repeat the question?")).text)
             card = await call.end()                       # an interview's scorecard

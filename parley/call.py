@@ -300,19 +300,21 @@ class Call:
         heard = await self.wait_for(Transcript, role="user", text=text, since=mark, timeout=timeout)
         return await self.wait_for(Transcript, role="assistant", since=heard, timeout=timeout)
 
-    async def play(self, pcm: np.ndarray, rate: int = RATE, *, wait: bool = True) -> None:
+    async def play(self, pcm: np.ndarray, rate: int = RATE, *, wait: bool = True) -> float:
         """Plays ``pcm`` (int16 samples, or floats in -1..1; mono, or (samples, channels)) at ``rate`` Hz as the
         microphone, in real time, in place of whatever was playing; with ``wait``, returns once its last sample
-        has been sent."""
+        has been sent. Returns when it started (``time.monotonic()``): a ``since`` for the turn it makes."""
         mic = self.rtc.mic
         mic.play(resample(as_pcm16(pcm), rate))
+        started = time.monotonic()
         if wait:
             await mic.finished.wait()
+        return started
 
-    async def play_wav(self, path: str | Path, *, wait: bool = True) -> None:
+    async def play_wav(self, path: str | Path, *, wait: bool = True) -> float:
         """Plays a 16-bit PCM WAV file (any rate, mono or stereo) as the microphone; see ``play``."""
         pcm = await asyncio.to_thread(read_wav, path)
-        await self.play(pcm, wait=wait)
+        return await self.play(pcm, wait=wait)
 
     async def _control(self, message: ClientWireMessage, timeout: float) -> Controls:
         return await self._request(message, Controls, timeout)

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import sys
-import time
 
 import aiohttp
 
@@ -43,8 +42,7 @@ async def run(args: argparse.Namespace) -> int:
         await call.open()
         if not args.no_greeting:
             await call.greeting(args.timeout)
-        started = time.monotonic()
-        await call.play(clip, wait=False)
+        started = await call.play(clip, wait=False)
         # The reply to the clip: the assistant's transcript after the person's.
         user = await call.wait_for(Transcript, role="user", since=started, timeout=args.timeout)
         await call.wait_for(Transcript, role="assistant", since=user, timeout=args.timeout)

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -125,8 +126,9 @@ async def test_an_interview_through_the_library(library_server: ServerProcess, s
         repeated = await call.ask("Can you repeat the question?")  # the interview says its question again
         assert repeated.text.strip() and not repeated.interrupted
 
-        await call.play_wav(spoken_clip)  # returns once the clip has been sent
-        heard = await call.wait_for(parley.Transcript, role="user", since=repeated, timeout=20)
+        started = await call.play_wav(spoken_clip)  # returns once the clip has been sent
+        assert started > repeated.at
+        heard = await call.wait_for(parley.Transcript, role="user", since=started, timeout=20)
         assert heard.text == FAKE_HEARD  # the server's VAD found a turn in the clip, and the transcriber got it
         answer = await call.wait_for(parley.Transcript, role="assistant", since=heard, timeout=20)
         assert answer.text.strip()
@@ -145,6 +147,19 @@ async def test_an_interview_through_the_library(library_server: ServerProcess, s
     assert dbfs(call.audio) > SILENCE_DBFS and call.audio.size > 48_000  # the bot's speech came back
     call.save_wav(tmp_path / "bot.wav")
     assert np.array_equal(read_wav(tmp_path / "bot.wav"), call.audio)
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_packages_example_runs(library_server: ServerProcess, spoken_clip: Path, tmp_path: Path, capsys):
+    example = textwrap.dedent(parley.__doc__.split("Example::\n")[1].split("\nEvents arrive")[0])
+    example = example.replace("asyncio.run(main())", "").replace("http://127.0.0.1:8080", library_server.url)
+    example = example.replace('"answer.wav"', repr(str(spoken_clip)))
+    example = example.replace('"bot.wav"', repr(str(tmp_path / "b.wav")))
+    namespace: dict = {}
+    exec(compile(example, "parley/__init__.py", "exec"), namespace)
+    await namespace["main"]()
+    printed = capsys.readouterr().out
+    assert printed.count("bot: ") >= 2 and "Scorecard(" in printed and (tmp_path / "b.wav").stat().st_size > 48_000
 
 
 @pytest.mark.asyncio(loop_scope="module")
