@@ -149,17 +149,31 @@ async def test_an_interview_through_the_library(library_server: ServerProcess, s
     assert np.array_equal(read_wav(tmp_path / "bot.wav"), call.audio)
 
 
+def examples() -> dict[str, str]:
+    """The examples a developer copies: the package's docstring and the first one of docs/python.md."""
+    assert parley.__doc__ is not None
+    docs = (ROOT / "docs" / "python.md").read_text(encoding="utf-8")
+    return {
+        "docstring": textwrap.dedent(parley.__doc__.split("Example::\n")[1].split("\nEvents arrive")[0]),
+        "python.md": re.findall(r"```python\n(.*?)```", docs, re.S)[0],
+    }
+
+
 @pytest.mark.asyncio(loop_scope="module")
-async def test_the_packages_example_runs(library_server: ServerProcess, spoken_clip: Path, tmp_path: Path, capsys):
-    example = textwrap.dedent(parley.__doc__.split("Example::\n")[1].split("\nEvents arrive")[0])
-    example = example.replace("asyncio.run(main())", "").replace("http://127.0.0.1:8080", library_server.url)
+@pytest.mark.parametrize("source", ["docstring", "python.md"])
+async def test_the_examples_run(library_server: ServerProcess, spoken_clip: Path, tmp_path: Path, capsys, source):
+    example = examples()[source].replace("asyncio.run(main())", "")
+    example = example.replace("http://127.0.0.1:8080", library_server.url)
     example = example.replace('"answer.wav"', repr(str(spoken_clip)))
     example = example.replace('"bot.wav"', repr(str(tmp_path / "b.wav")))
     namespace: dict = {}
-    exec(compile(example, "parley/__init__.py", "exec"), namespace)
+    exec(compile(example, source, "exec"), namespace)
     await namespace["main"]()
     printed = capsys.readouterr().out
-    assert printed.count("bot: ") >= 2 and "Scorecard(" in printed and (tmp_path / "b.wav").stat().st_size > 48_000
+    assert printed.count("bot: ") >= 2  # the greeting and the reply to the clip
+    card = {"docstring": r"Scorecard\(.*asked=2", "python.md": r"\n2 \['\w+', 'unanswered'\]"}[source]
+    assert re.search(card, printed), printed  # asked 2: the clip was taken as the answer to the first question
+    assert (tmp_path / "b.wav").stat().st_size > 48_000
 
 
 @pytest.mark.asyncio(loop_scope="module")
