@@ -219,7 +219,7 @@ async def test_controls_and_requests_are_answered_by_the_server(library_server: 
 
 
 @pytest.mark.asyncio(loop_scope="module")
-async def test_a_dropped_connection_is_taken_up_again(library_server: ServerProcess):
+async def test_a_dropped_connection_is_taken_up_again(library_server: ServerProcess, spoken_clip: Path):
     async with parley.connect(library_server.url, mode="chat") as call:
         await call.greeting()
         before = call.session_id
@@ -228,6 +228,9 @@ async def test_a_dropped_connection_is_taken_up_again(library_server: ServerProc
         assert any(isinstance(e, parley.Reconnecting) for e in call.history)
         assert (await call.ask("Are you still there?")).text.strip() == FAKE_REPLY
         assert call.session_id == before
+        started = await call.play_wav(spoken_clip)  # the microphone goes on over the new connection
+        heard = await call.wait_for(parley.Transcript, role="user", since=started, timeout=20)
+        assert heard.text == FAKE_HEARD
 
 
 @pytest.mark.asyncio(loop_scope="module")
