@@ -1,0 +1,1 @@
+"""Parley: a real-time voice practice partner over WebRTC."""
