@@ -173,13 +173,3 @@ def ensure(model: ModelFile, root: Path | None = None, sources: Iterable[Path] |
     target.with_name(target.name + ".sha256").write_text(model.sha256 + "\n")
     return target
 
-
-def main() -> int:
-    """``python -m server.providers.local.weights``: the same as ``parley models`` (kept for old scripts)."""
-    from server.providers.local.fetch import main as fetch_main
-
-    return fetch_main([])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
