@@ -25,8 +25,12 @@ for arg in "$@"; do
   esac
 done
 VENV=${PARLEY_VENV:-.venv}
-say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
-fail() { printf '\033[1;31m[setup] failed:\033[0m %s\n' "$*" >&2; exit 1; }
+# Bold and red only on a terminal: a log file or CI gets plain text.
+say() { if [ -t 1 ]; then printf '\033[1m[setup]\033[0m %s\n' "$*"; else printf '[setup] %s\n' "$*"; fi; }
+fail() {
+  if [ -t 2 ]; then printf '\033[1;31m[setup] failed:\033[0m %s\n' "$*" >&2; else printf '[setup] failed: %s\n' "$*" >&2; fi
+  exit 1
+}
 
 # --- Python 3.11 or newer, checked before anything is installed ---------------------------------------------------
 py_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
