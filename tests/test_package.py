@@ -111,6 +111,13 @@ async def remote(installed: tuple[Path, dict[str, str]]) -> AsyncIterator[dict[s
     await fake.close()
 
 
+async def run(command: list, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """A command of the fresh environment, off the event loop (the fake OpenAI server shares it)."""
+    return await asyncio.to_thread(
+        subprocess.run, command, env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
 async def health(url: str, timeout: float) -> tuple[int, dict]:
     """/healthz once the server has finished loading (or failed to)."""
     async with aiohttp.ClientSession() as http:
@@ -132,11 +139,12 @@ async def test_the_wheel_installs_without_the_runtimes_fetches_its_weights_and_s
 ):
     env_dir, env = installed
     python = env_dir / "bin" / "python"
-    where = subprocess.run(
+    probe = await run(
         [python, "-c", "import server, importlib.util as u; print(server.__file__); "
          "print([m for m in ('llama_cpp', 'piper', 'pykakasi') if u.find_spec(m)])"],
-        env=env, cwd=env_dir.parent, capture_output=True, text=True, check=True,
-    ).stdout.splitlines()  # fmt: skip
+        env, cwd=env_dir.parent,
+    )  # fmt: skip
+    where = probe.stdout.splitlines()
     assert where[0].startswith(str(env_dir)), where  # the installed copy, not the checkout
     assert where[1] == "[]"  # no embedded runtime came with the core install
     use_loopback_only()
@@ -150,25 +158,26 @@ async def test_the_wheel_installs_without_the_runtimes_fetches_its_weights_and_s
         server.stop()
     assert status == 503 and "parley models" in body["error"] and "silero-vad" in body["error"], body
 
-    models = subprocess.run(
-        [env_dir / "bin" / "parley", "models", "--remote-only"],
-        env=env, cwd=env_dir.parent, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    models = await run([env_dir / "bin" / "parley", "models", "--remote-only"], env, cwd=env_dir.parent)
     assert models.returncode == 0, models.stderr
     cache = Path(env["PARLEY_CACHE_DIR"])
     assert all(weights.is_ready(model, cache) for model in weights.REMOTE_FILES)
     assert not weights.is_ready(weights.QWEN_CODER_1_5B, cache)  # --remote-only: not the 1 GB chat model
 
-    server = InstalledServer(env_dir, remote)
+    await call_gets_a_reply(InstalledServer(env_dir, remote), ready_s=120)
+
+
+async def call_gets_a_reply(server: InstalledServer, ready_s: float) -> None:
+    """A chat call to ``server`` once healthy: a typed question is answered aloud, with a caption."""
     server.start()
     call = CallClient(server.url, mode="chat")
     try:
-        await server.wait_healthy(120)
+        await server.wait_healthy(ready_s)
         await call.connect()
         await call.wait_listening(60)
         asked = time.monotonic()
         call.send({"type": "text", "text": "Hello, can you hear me?"})
-        _, caption = await call.wait_for(lambda e: e["type"] == "caption", 30, asked)
+        _, caption = await call.wait_for(lambda e: e["type"] == "caption" and e.get("role") != "user", 90, asked)
         assert caption["text"]
         await asyncio.sleep(1.0)
         assert call.recording.first_loud_after(asked) is not None, "no reply audio"
@@ -176,3 +185,26 @@ async def test_the_wheel_installs_without_the_runtimes_fetches_its_weights_and_s
         await call.close()
         server.stop()
     assert "Traceback" not in server.log_path.read_text(), server.log_tail()
+
+
+async def test_with_the_local_extra_it_serves_on_the_embedded_models(
+    wheel: Path, installed: tuple[Path, dict[str, str]]
+):
+    """The extra adds the runtimes (llama-cpp-python from the wheel this environment built, not a new build); the
+    weights are the real cache's, already joined, read and not written (``parley models`` finds them verified)."""
+    real_cache = weights.cache_dir()
+    if not all(weights.is_ready(model, real_cache) for model in weights.ALL_FILES):
+        pytest.skip(f"the embedded models are not joined in {real_cache} (make test's setup does it)")
+    env_dir, env = installed
+    requires = ["llama-cpp-python==0.3.36", "piper-tts==1.8.0", "pykakasi==2.3.0"]
+    wheelhouse.build(requires, Path(env["PIP_FIND_LINKS"]))
+    extra = await run([env_dir / "bin" / "python", "-m", "pip", "install", "-q", f"{wheel}[local]"], env, env_dir)
+    assert extra.returncode == 0, extra.stderr
+    local_env = {**env, "PARLEY_CACHE_DIR": str(real_cache)}
+    models = await run([env_dir / "bin" / "parley", "models"], local_env, cwd=env_dir.parent)
+    assert models.returncode == 0 and "downloading" not in models.stdout, models.stdout + models.stderr
+    use_loopback_only()
+    for stage in ("STT", "LLM", "TTS"):
+        local_env.pop(f"PARLEY_{stage}", None)
+    local_env.pop("OPENAI_API_KEY", None)  # the default is then the embedded models
+    await call_gets_a_reply(InstalledServer(env_dir, local_env), ready_s=240)
