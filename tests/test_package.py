@@ -7,7 +7,9 @@ distributions (tests/wheelhouse.py): the tests have no network."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -164,10 +166,17 @@ async def test_the_wheel_installs_without_the_runtimes_fetches_its_weights_and_s
     assert all(weights.is_ready(model, cache) for model in weights.REMOTE_FILES)
     assert not weights.is_ready(weights.QWEN_CODER_1_5B, cache)  # --remote-only: not the 1 GB chat model
 
-    await call_gets_a_reply(InstalledServer(env_dir, remote), ready_s=120)
+    wav = None
+    if shutil.which("espeak-ng"):  # a spoken question for `parley call` (the fake transcribes any speech)
+        wav = env_dir.parent / "question.wav"
+        said = await run(["espeak-ng", "-v", "en-us", "-w", str(wav), "Can you hear me?"], env, cwd=env_dir.parent)
+        assert said.returncode == 0, said.stderr
+    await call_gets_a_reply(InstalledServer(env_dir, remote), 120, (env_dir, env, wav) if wav else None)
 
 
-async def call_gets_a_reply(server: InstalledServer, ready_s: float) -> None:
+async def call_gets_a_reply(
+    server: InstalledServer, ready_s: float, cli: tuple[Path, dict[str, str], Path] | None = None
+) -> None:
     """A chat call to ``server`` once healthy: a typed question is answered aloud, with a caption."""
     server.start()
     call = CallClient(server.url, mode="chat")
@@ -181,6 +190,17 @@ async def call_gets_a_reply(server: InstalledServer, ready_s: float) -> None:
         assert caption["text"]
         await asyncio.sleep(1.0)
         assert call.recording.first_loud_after(asked) is not None, "no reply audio"
+        if cli is not None:  # and `parley call` of the installed package, a spoken question from a WAV
+            env_dir, env, wav = cli
+            done = await run(
+                [env_dir / "bin" / "parley", "call", "--wav", str(wav), "--out", str(wav.with_name("reply.wav")),
+                 "--url", server.url, "--mode", "chat"],
+                {**env, "PARLEY_ICE_LOOPBACK": "1"}, cwd=wav.parent,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stdout + done.stderr
+            events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+            assert any(e["type"] == "transcript" and e["role"] == "assistant" for e in events), done.stdout
+            assert wav.with_name("reply.wav").stat().st_size > 48_000, "no reply recorded"
     finally:
         await call.close()
         server.stop()

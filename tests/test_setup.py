@@ -104,3 +104,21 @@ def test_an_old_python_is_refused_before_anything_is_installed(tmp_path: Path, w
     assert run.returncode == 1
     assert "is not Python 3.11 or newer (Python 3.9.2)" in run.stderr
     assert not (tmp_path / "venv").exists()
+
+
+def test_without_apt_get_it_names_the_system_packages_to_install(tmp_path: Path):
+    """A system without apt-get (nor cmake, here): the setup lists what to install and stops before the build."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    hidden = {"apt-get", "dpkg", "cmake"}
+    for folder in os.environ["PATH"].split(os.pathsep):
+        if not Path(folder).is_dir():
+            continue
+        for tool in Path(folder).iterdir():
+            if tool.name not in hidden and not (bin_dir / tool.name).exists() and os.access(tool, os.X_OK):
+                (bin_dir / tool.name).symlink_to(tool)
+    env = {**os.environ, "PATH": str(bin_dir), "PYTHON": sys.executable, "PARLEY_VENV": str(tmp_path / "venv")}
+    run = subprocess.run(["bash", str(SETUP)], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "not a Debian system" in run.stderr and "run again: cmake" in run.stderr, run.stderr
+    assert not (tmp_path / "venv").exists()
