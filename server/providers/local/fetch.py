@@ -76,6 +76,8 @@ class Fetcher:
         command = [self.python, "-m", "pip", "install", "--no-deps", "--no-cache-dir", "--disable-pip-version-check",
                    "--no-input", "--progress-bar", "off", "--quiet", "--target", str(target), requirement]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0 and "No module named pip" in done.stderr:  # e.g. an environment uv made
+            raise FetchError(f"{self.python} has no pip to download {requirement} with: python -m ensurepip")
         if done.returncode != 0:
             errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
             reason = "; ".join(errors) or done.stderr.strip()[-500:] or f"pip exited with {done.returncode}"
