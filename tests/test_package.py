@@ -58,7 +58,7 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     """A fresh virtual environment with the wheel and its core dependencies; the environment to run it in."""
     tmp = tmp_path_factory.mktemp("fresh")
     requires = [line.split(":", 1)[1].strip() for line in metadata(wheel) if line.startswith("Requires-Dist:")]
-    wheels = wheelhouse.build(requires, tmp / "wheels", alone=["silero-vad", "pipecat-ai"])
+    wheels = wheelhouse.build(requires, tmp / "wheels", models=weights.REMOTE_FILES)
     env_dir = tmp / "venv"
     venv.create(env_dir, with_pip=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}

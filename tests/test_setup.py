@@ -30,7 +30,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return wheelhouse.build(
         [*project["project"]["dependencies"], *build, "wheel"],
         tmp_path_factory.mktemp("wheels"),
-        alone=["silero-vad", "pipecat-ai"],
+        models=weights.REMOTE_FILES,
     )
 
 

