@@ -42,7 +42,8 @@ else
   for candidate in python3 python3.13 python3.12 python3.11; do
     if command -v "$candidate" >/dev/null && py_ok "$candidate"; then PY=$candidate; break; fi
   done
-  [ -n "$PY" ] || fail "Parley needs Python 3.11 or newer; python3 here is $(python3 --version 2>&1 || echo 'missing').
+  found=$(command -v python3 >/dev/null && python3 --version 2>&1 || echo "missing")
+  [ -n "$PY" ] || fail "Parley needs Python 3.11 or newer; python3 here is $found.
   Install one (Debian/Ubuntu: apt-get install python3.11 python3.11-venv; macOS: brew install python@3.12;
   or pyenv), then run again, or name it: PYTHON=/path/to/python3.12 scripts/setup.sh"
 fi

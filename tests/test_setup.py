@@ -7,6 +7,7 @@ so neither the shared .venv nor the real cache is touched."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -96,13 +97,24 @@ def test_a_failed_install_or_model_download_stops_the_setup_and_a_rerun_after_th
     assert run.returncode == 0 and "installing" not in run.stdout and "downloading" not in run.stdout, run.stdout
 
 
-def test_an_old_python_is_refused_before_anything_is_installed(tmp_path: Path, wheels: Path):
+def test_an_old_python_is_refused_before_anything_is_installed(tmp_path: Path):
     old = tmp_path / "python3.9"
     old.write_text('#!/bin/sh\n[ "$1" = --version ] && echo "Python 3.9.2" && exit 0\nexit 1\n')
     old.chmod(0o755)
-    run = run_setup(tmp_path, wheels, "--remote", python=str(old))
+    run = run_setup(tmp_path, tmp_path, "--remote", python=str(old))
     assert run.returncode == 1
     assert "is not Python 3.11 or newer (Python 3.9.2)" in run.stderr
+    assert not (tmp_path / "venv").exists()
+
+    # No PYTHON, and python3 on the PATH is that one (no python3.11+ beside it): what to install, and how to name one.
+    for tool in ("bash", "dirname"):
+        (tmp_path / tool).symlink_to(shutil.which(tool) or tool)
+    (tmp_path / "python3").symlink_to(old)
+    env = {"PATH": str(tmp_path), "PARLEY_VENV": str(tmp_path / "venv")}
+    run = subprocess.run([str(tmp_path / "bash"), str(SETUP)], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "needs Python 3.11 or newer; python3 here is Python 3.9.2" in run.stderr, run.stderr
+    assert "PYTHON=/path/to/python3.12 scripts/setup.sh" in run.stderr
     assert not (tmp_path / "venv").exists()
 
 
