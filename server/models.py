@@ -50,6 +50,9 @@ async def load(models: Models, settings: Settings, factory: ProvidersFactory, ve
     except ProviderError as exc:
         logger.error("start-up check failed: %s", exc)
         models.error = str(exc)
+    except weights.ModelFileError as exc:  # its message says what to run: no traceback to read through
+        logger.error("model files: %s", exc)
+        models.error = str(exc)
     except Exception as exc:
         logger.exception("loading the models failed")
         models.error = str(exc) or type(exc).__name__

