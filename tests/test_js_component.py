@@ -148,11 +148,27 @@ async def test_a_page_of_another_origin_holds_calls_with_the_element(
                 await element.get_by_role("button", name="End call").click()
                 await expect(element.get_by_role("status")).to_have_text("Not in a call")
 
+                # A token the server refuses: the element says why, and tells the page.
+                await frame.evaluate(
+                    "() => { const el = document.querySelector('parley-call'); el.removeAttribute('token-url');"
+                    " el.setAttribute('token', 'forged'); __heard.length = 0; }"
+                )
+                await element.get_by_role("button", name="Start call").click()
+                failed = await wait_heard(frame, on="failed")
+                await expect(element.get_by_role("alert")).to_have_text(failed["message"])
+                assert "bearer token is required" in failed["message"], failed  # the server's words (401)
+                await expect(element.get_by_role("button", name="Start call")).to_be_enabled()
+                await frame.evaluate(
+                    "() => { const el = document.querySelector('parley-call'); el.removeAttribute('token');"
+                    " el.setAttribute('token-url', '/call-token'); }"
+                )
+
                 # The module itself, from the page's script: a token from the backend, connect(), events, end().
                 states, events = (await frame.evaluate(CONNECT, parley)).values()
                 assert states[0] == "connecting" and "listening" in states and states[-1] == "ended", states
                 types = [e["type"] for e in events]
                 assert types[0] in ("ready", "connected") and "connected" in types, types
+                assert {"type": "back", "same": True} in events and "reconnecting" in states, (states, events)
                 said = [e["text"] for e in events if e["type"] == "transcript" and e["role"] == "assistant"]
                 assert said[0] in CHAT.greetings and said[-1] == ANSWER, events
                 # The server's "ended" (a message), then the call's own, once.
@@ -179,6 +195,11 @@ CONNECT = """async (parley) => {
   call.on("ended", (e) => events.push({ on: "ended", ...e }));
   const answered = new Promise((resolve) => call.on("transcript", (e) => e.text === "Embedded and well." && resolve()));
   await new Promise((resolve) => call.on("transcript", resolve)); // the greeting
+  const session = call.sessionId;
+  call.pc.close(); // the line drops: the call is taken up again (POST /resume, across origins too)
+  await new Promise((resolve) => call.on("reconnected", resolve));
+  events.push({ type: "back", same: call.sessionId === session });
+  await new Promise((resolve) => call.on("open", resolve));
   call.sendText("hello?");
   await answered;
   await call.end();
