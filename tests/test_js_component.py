@@ -39,8 +39,8 @@ ANSWER = "Embedded and well."
 LISTEN = """() => {
   window.__heard = [];
   const element = document.querySelector("parley-call");
-  for (const type of ["message", "state", "ended", "failed"]) {
-    element.addEventListener("parley-" + type, (e) => __heard.push({ on: type, ...e.detail }));
+  for (const type of ["message", "state", "ended", "failed", "connected"]) {
+    element.addEventListener("parley-" + type, (e) => __heard.push({ on: type, t: performance.now(), ...e.detail }));
   }
 }"""
 HEARD = "(pred) => __heard.filter((e) => Object.entries(pred).every(([k, v]) => e[k] === v))"
@@ -106,8 +106,11 @@ async def test_a_page_of_another_origin_holds_calls_with_the_element(
                 await frame.evaluate(LISTEN)
 
                 # A call in the page's mode (chat) and language: greeted, then answered when the page types.
+                clicked = await frame.evaluate("performance.now()")
                 await element.get_by_role("button", name="Start call").click()
                 await expect(element.get_by_role("status")).to_have_text("Listening", timeout=20_000)
+                connected = await wait_heard(frame, on="connected")
+                print(f"{'framed' if framed else 'unframed'}: click to connected {connected['t'] - clicked:.0f} ms")
                 ready = await wait_heard(frame, on="message", type="ready")
                 assert (ready["mode"], ready["language"]) == ("chat", "en")
                 greeting = await wait_heard(frame, on="message", type="transcript", role="assistant")
