@@ -196,13 +196,18 @@ CONNECT = """async (parley) => {
   call.addEventListener("message", (e) => { if (e.detail.type !== "state") events.push(e.detail); });
   call.on("connected", () => events.push({ type: "connected" }));
   call.on("ended", (e) => events.push({ on: "ended", ...e }));
-  const answered = new Promise((resolve) => call.on("transcript", (e) => e.text === "Embedded and well." && resolve()));
-  await new Promise((resolve) => call.on("transcript", resolve)); // the greeting
+  // The next event of a type (that passes ``test``); an error that says what came instead after 20 s.
+  const next = (type, test = () => true) => new Promise((resolve, reject) => {
+    const off = call.on(type, (e) => { if (test(e)) { off(); resolve(e); } });
+    setTimeout(() => reject(new Error(`no ${type}: ${JSON.stringify({ states, events })}`)), 20000);
+  });
+  await next("transcript"); // the greeting
   const session = call.sessionId;
+  const back = Promise.all([next("reconnected"), next("open")]); // in either order
   call.pc.close(); // the line drops: the call is taken up again (POST /resume, across origins too)
-  await new Promise((resolve) => call.on("reconnected", resolve));
+  await back;
   events.push({ type: "back", same: call.sessionId === session });
-  await new Promise((resolve) => call.on("open", resolve));
+  const answered = next("transcript", (e) => e.text === "Embedded and well.");
   call.sendText("hello?");
   await answered;
   await call.end();

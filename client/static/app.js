@@ -134,7 +134,7 @@ async function startCall() {
     await current.start();
     window.parleySessionId = current.sessionId;
   } catch (err) {
-    showError(err.message || String(err));
+    if (!current.ended) showError(err.message || String(err)); // (not when hung up while connecting)
     if (call === current) endCall();
   } finally {
     starting = false;

@@ -116,18 +116,22 @@ export class ParleyCallElement extends HTMLElement {
     this._ui.call.textContent = "End call";
     this._ui.call.classList.add("active");
     this._setState("connecting");
+    let call = null;
     try {
       const { token, url } = await this._token();
-      const call = new Call({ url: this.getAttribute("url") || url || ".", token, mode: this.mode,
+      call = new Call({ url: this.getAttribute("url") || url || ".", token, mode: this.mode,
         language: this.language, audioElement: this._ui.remote });
       this.call = call;
       this._follow(call);
       await call.start();
       return call;
     } catch (err) {
-      this._showError(err.message || String(err));
+      const hungUp = Boolean(call && call.ended);
       this._over();
-      this.dispatchEvent(new CustomEvent("parley-failed", { detail: { message: err.message }, bubbles: true, composed: true }));
+      if (!hungUp) {
+        this._showError(err.message || String(err));
+        this.dispatchEvent(new CustomEvent("parley-failed", { detail: { message: err.message }, bubbles: true, composed: true }));
+      }
       throw err;
     } finally {
       this._starting = false;

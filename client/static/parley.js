@@ -133,6 +133,7 @@ export class Call extends EventTarget {
       this._secret = answer.reconnect_secret || null;
       await this.pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
     } catch (err) {
+      if (this.ended) throw new ParleyError("the call was ended before it connected"); // end() or close()
       this._teardown();
       this.state = "idle";
       throw err instanceof ParleyError ? err : new ParleyError(err.message || String(err));
@@ -275,6 +276,7 @@ export class Call extends EventTarget {
     if (!this._resumingSince || this.ended) return;
     let status = 0;
     try {
+      if (this.pc) this.pc.close(); // the connection lost, or the last attempt's
       const offer = await offerFrom(this._newPeer());
       const headers = { "Content-Type": "application/json", [SESSION_HEADER]: this.sessionId };
       const body = JSON.stringify({ ...offer, session_id: this.sessionId, reconnect_secret: this._secret });
