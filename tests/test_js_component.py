@@ -134,6 +134,13 @@ async def test_a_page_of_another_origin_holds_calls_with_the_element(
                 assert ended["reason"] == "requested" and not ended.get("local"), ended  # the server's own ended
                 await expect(element.get_by_role("status")).to_have_text("Not in a call")
 
+                # Hung up at once, while connecting: back to no call, and nothing to complain about.
+                await element.get_by_role("button", name="Start call").click()
+                await element.get_by_role("button", name="End call").click()
+                await expect(element.get_by_role("button", name="Start call")).to_be_enabled()
+                await expect(element.get_by_role("status")).to_have_text("Not in a call")
+                await expect(element.get_by_role("alert")).to_be_hidden()
+
                 # The attributes choose the next call: Spanish practice, greeted in Spanish, with a new token.
                 await frame.evaluate(
                     "() => { const el = document.querySelector('parley-call');"

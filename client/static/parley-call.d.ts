@@ -23,7 +23,8 @@ export declare class ParleyCallElement extends HTMLElement {
   addEventListener<K extends keyof ParleyCallEventMap>(type: K, listener: (event: ParleyCallEventMap[K]) => void,
     options?: boolean | AddEventListenerOptions): void;
   addEventListener<K extends keyof HTMLElementEventMap>(type: K,
-    listener: (this: HTMLElement, ev: HTMLElementEventMap[K]) => unknown, options?: boolean | AddEventListenerOptions): void;
+    listener: (this: HTMLElement, ev: HTMLElementEventMap[K]) => unknown,
+    options?: boolean | AddEventListenerOptions): void;
   addEventListener(type: string, listener: EventListenerOrEventListenerObject,
     options?: boolean | AddEventListenerOptions): void;
 }

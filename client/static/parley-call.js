@@ -14,7 +14,9 @@ const TEMPLATE = `
 <style>
   :host { display: block; font: inherit; color: var(--parley-text, CanvasText); max-width: 40rem;
     --go: var(--parley-go, #1a6b43); --stop: var(--parley-stop, #b3261e); }
-  @media (prefers-color-scheme: dark) { :host { --go: var(--parley-go, #5fd39a); --stop: var(--parley-stop, #ff8a80); } }
+  @media (prefers-color-scheme: dark) {
+    :host { --go: var(--parley-go, #5fd39a); --stop: var(--parley-stop, #ff8a80); }
+  }
   [hidden] { display: none !important; }
   .bar { display: flex; flex-wrap: wrap; gap: 0.5rem; align-items: center; }
   button, input { font: inherit; min-height: 44px; min-width: 44px; padding: 0 0.9rem; border-radius: 0.5rem;
@@ -37,7 +39,8 @@ const TEMPLATE = `
 </div>
 <p id="error" class="error" role="alert" hidden></p>
 <form id="typed" autocomplete="off">
-  <input id="text" type="text" maxlength="2000" placeholder="Or type here, then Enter" aria-label="Type a message" disabled>
+  <input id="text" type="text" maxlength="2000" placeholder="Or type here, then Enter" aria-label="Type a message"
+    disabled>
   <button id="send" type="submit" disabled>Send</button>
 </form>
 <ol id="transcript" aria-live="polite" aria-label="Transcript" part="transcript"></ol>
@@ -61,12 +64,16 @@ export class ParleyCallElement extends HTMLElement {
     /** @type {Call | null} */
     this.call = null;
     this._starting = false;
+    this._attempts = 0; // calls started; start() checks it to notice a hang-up while it waits
     const $ = (id) => this.shadowRoot.getElementById(id);
     this._ui = { call: $("call"), mute: $("mute"), state: $("state"), error: $("error"), text: $("text"),
       send: $("send"), transcript: $("transcript"), scorecard: $("scorecard"), remote: $("remote"),
       card: { summary: $("summary"), questions: $("questions"), study: $("study") } };
     this._transcript = new Transcript(this._ui.transcript);
-    this._ui.call.addEventListener("click", () => (this.call ? this.end() : this.start().catch(() => {})));
+    this._ui.call.addEventListener("click", () => {
+      if (this.call || this._starting) this.end();
+      else this.start().catch(() => {}); // shown in the element, and as parley-failed
+    });
     this._ui.mute.addEventListener("click", () => {
       if (this.call) this.call.mute(!this.call.controls.muted);
       this._showControls();
@@ -105,9 +112,10 @@ export class ParleyCallElement extends HTMLElement {
     return { token: body.token, url: body.url || null };
   }
 
-  /** Places a call with the element's attributes; resolves to the call. */
+  /** Places a call with the element's attributes; resolves to the call (null when hung up meanwhile). */
   async start() {
     if (this.call || this._starting) return this.call;
+    const attempt = ++this._attempts; // a hang-up (_over) moves on to the next: this one then stays quiet
     this._starting = true;
     this._showError("");
     this._ui.scorecard.hidden = true;
@@ -116,31 +124,32 @@ export class ParleyCallElement extends HTMLElement {
     this._ui.call.textContent = "End call";
     this._ui.call.classList.add("active");
     this._setState("connecting");
-    let call = null;
     try {
       const { token, url } = await this._token();
-      call = new Call({ url: this.getAttribute("url") || url || ".", token, mode: this.mode,
+      if (attempt !== this._attempts) return null; // hung up while the token was on its way
+      const call = new Call({ url: this.getAttribute("url") || url || ".", token, mode: this.mode,
         language: this.language, audioElement: this._ui.remote });
       this.call = call;
       this._follow(call);
       await call.start();
       return call;
     } catch (err) {
-      const hungUp = Boolean(call && call.ended);
+      if (attempt !== this._attempts) throw err; // hung up while connecting: nothing to complain about
       this._over();
-      if (!hungUp) {
-        this._showError(err.message || String(err));
-        this.dispatchEvent(new CustomEvent("parley-failed", { detail: { message: err.message }, bubbles: true, composed: true }));
-      }
+      this._showError(err.message || String(err));
+      this._dispatch("failed", { message: err.message });
       throw err;
     } finally {
-      this._starting = false;
+      if (attempt === this._attempts) this._starting = false;
     }
   }
 
   /** Hangs up (the server's scorecard, if any, comes first). */
   end() {
-    if (!this.call) return Promise.resolve();
+    if (!this.call) {
+      if (this._starting) this._over(); // before the call existed: it is not placed
+      return Promise.resolve();
+    }
     this._ui.call.disabled = true;
     return this.call.end();
   }
@@ -153,7 +162,7 @@ export class ParleyCallElement extends HTMLElement {
   _follow(call) {
     for (const type of EVENTS) {
       call.on(type, (detail) => {
-        if (this.call === call) this.dispatchEvent(new CustomEvent("parley-" + type, { detail, bubbles: true, composed: true }));
+        if (this.call === call) this._dispatch(type, detail);
       });
     }
     const mine = (fn) => (detail) => { if (this.call === call) fn(detail); };
@@ -173,9 +182,16 @@ export class ParleyCallElement extends HTMLElement {
     }));
   }
 
+  // Out of the shadow DOM to the page: bubbling and composed.
+  _dispatch(type, detail) {
+    this.dispatchEvent(new CustomEvent("parley-" + type, { detail, bubbles: true, composed: true }));
+  }
+
   _over() {
     const call = this.call;
     this.call = null;
+    this._attempts += 1;
+    this._starting = false;
     if (call) call.close();
     this._enable(false);
     this._showControls();

@@ -2,7 +2,8 @@
 
 export type Mode = "interview" | "language" | "chat";
 /** The server's languages (GET /languages lists them); any code it adds later is a string too. */
-export type Language = "en" | "es" | "fr" | "de" | "zh" | "hi" | "ja" | "ko" | "pt" | "ar" | "ru" | "it" | "nl" | (string & {});
+export type Language =
+  | "en" | "es" | "fr" | "de" | "zh" | "hi" | "ja" | "ko" | "pt" | "ar" | "ru" | "it" | "nl" | (string & {});
 /** The call's state: the server's (listening, thinking, speaking) and the client's own. */
 export type CallState = "idle" | "connecting" | "listening" | "thinking" | "speaking" | "reconnecting" | "ended";
 

@@ -96,6 +96,7 @@ export class Call extends EventTarget {
     this._resumingSince = 0;
     this._resumeTimer = null;
     this._endTimer = null;
+    this._started = false;
     const element = options.audioElement;
     this.audioElement = element === undefined ? Object.assign(new Audio(), { autoplay: true }) : element;
   }
@@ -118,23 +119,29 @@ export class Call extends EventTarget {
 
   /** Places the call: microphone, GET /ice, POST /offer. Rejects (with a ParleyError) when it cannot. */
   async start() {
-    if (this.pc || this.ended) throw new ParleyError("this call was started already");
+    if (this._started) throw new ParleyError("this call was started already");
+    this._started = true;
     this._setState("connecting");
+    // Each step goes on only while the call is not ended (end() or close() while it connects).
+    const going = (value) => {
+      if (this.ended) throw new ParleyError("the call was ended before it connected");
+      return value;
+    };
     try {
-      this.microphone = await this._openMicrophone(this.options.audio);
+      this.microphone = going(await this._openMicrophone(this.options.audio));
       this._emit("microphone", { stream: this.microphone });
-      const ice = await answerOf(await this._authorized("ice"));
+      const ice = going(await answerOf(await this._authorized("ice")));
       this.iceServers = ice.iceServers || [];
-      const offer = await offerFrom(this._newPeer());
+      const offer = going(await offerFrom(this._newPeer()));
       const body = JSON.stringify({ ...offer, mode: this.mode, language: this.language });
       const headers = { "Content-Type": "application/json" };
-      const answer = await answerOf(await this._authorized("offer", { method: "POST", headers, body }));
+      const answer = going(await answerOf(await this._authorized("offer", { method: "POST", headers, body })));
       this.sessionId = answer.session_id;
       this._secret = answer.reconnect_secret || null;
       await this.pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
     } catch (err) {
-      if (this.ended) throw new ParleyError("the call was ended before it connected"); // end() or close()
-      this._teardown();
+      this._teardown(); // (again, if it ended meanwhile: what opened since is closed too)
+      if (this.ended) throw new ParleyError("the call was ended before it connected");
       this.state = "idle";
       throw err instanceof ParleyError ? err : new ParleyError(err.message || String(err));
     }

@@ -111,8 +111,13 @@ export function showScorecard(card, into) {
 }
 
 /** What the person reads when the server ends a call (or the call is lost); none for a call they hung up. */
-export const ENDED = { idle: "The call ended: nothing was said for a while.", max_duration: "The call reached its time limit.",
-  peer_gone: "The call was lost.", shutdown: "The server ended the call to restart.",
-  media_failed: "The call was lost.", lost: "The call was lost." };
+export const ENDED = {
+  idle: "The call ended: nothing was said for a while.",
+  max_duration: "The call reached its time limit.",
+  peer_gone: "The call was lost.",
+  shutdown: "The server ended the call to restart.",
+  media_failed: "The call was lost.",
+  lost: "The call was lost.",
+};
 /** Ends that are not the person's doing: offer a new call. */
 export const CALL_AGAIN = new Set(["peer_gone", "shutdown", "media_failed", "lost"]);
