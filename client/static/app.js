@@ -144,6 +144,7 @@ async function startCall() {
 function endCall() {
   const current = call;
   call = null;
+  starting = false; // a call hung up while connecting: its start() ends quietly (parley.js), Start works now
   if (current && current.connectedAt) Sound.tone("ended");
   if (current) current.close();
   clearInterval(clockTimer);
