@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 
 from bench.serverproc import ServerProcess
-from client.call import CallClient
+from parley.rtc import CallClient
 from server.ice import use_loopback_only
 from server.providers.local import weights
 from tests import wheelhouse

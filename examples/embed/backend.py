@@ -1,5 +1,5 @@
 """A minimal app that embeds Parley: its backend mints a call token with the API key, its page (on this app's
-own origin, not Parley's) places the call with it.
+own origin, not Parley's) holds a ``<parley-call>`` element that places the call with it.
 
     PARLEY_URL=https://parley.example.com PARLEY_API_KEY=... python examples/embed/backend.py --port 8000
 
@@ -11,6 +11,7 @@ server: the browser only ever sees a token that starts one call within a minute,
 from __future__ import annotations
 
 import argparse
+import html
 import os
 from pathlib import Path
 
@@ -20,14 +21,11 @@ from aiohttp import web
 HERE = Path(__file__).resolve().parent
 PARLEY_URL = web.AppKey("parley_url", str)
 API_KEY = web.AppKey("api_key", str)
+PAGE = web.AppKey("page", str)
 
 
-async def page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(HERE / "index.html")
-
-
-async def script(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(HERE / "embed.js")
+async def page(request: web.Request) -> web.Response:
+    return web.Response(text=request.app[PAGE], content_type="text/html")
 
 
 async def call_token(request: web.Request) -> web.Response:
@@ -41,15 +39,18 @@ async def call_token(request: web.Request) -> web.Response:
             minted = await resp.json()
             if resp.status != 200:
                 return web.json_response({"error": minted.get("error", "no token")}, status=502)
-    return web.json_response({"parley": request.app[PARLEY_URL], **minted})
+    # The element (token-url) reads "token"; "url" and "parley" say where to call.
+    return web.json_response({"parley": request.app[PARLEY_URL], "url": request.app[PARLEY_URL], **minted})
 
 
 def make_app(parley_url: str, api_key: str) -> web.Application:
     app = web.Application()
     app[PARLEY_URL] = parley_url.rstrip("/")
     app[API_KEY] = api_key
+    # The app's page, with Parley's address where it loads the element from and calls (read once, at start).
+    template = (HERE / "index.html").read_text(encoding="utf-8")
+    app[PAGE] = template.replace("{{PARLEY_URL}}", html.escape(app[PARLEY_URL]))
     app.router.add_get("/", page)
-    app.router.add_get("/embed.js", script)
     app.router.add_post("/call-token", call_token)
     return app
 
