@@ -12,6 +12,10 @@ ESC-50). Without the folder those tests are skipped with the reason.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable
 
 import numpy as np
@@ -136,3 +140,10 @@ def real_providers() -> Providers:
     from server.providers.registry import load_local
 
     return load_local(Settings())
+
+
+# The record of calls (server/history/) of the servers tests start goes to a folder of this run's, not to the
+# user's data folder: settings that name no PARLEY_DATA_DIR fall back to $XDG_DATA_HOME/parley.
+_DATA_HOME = tempfile.mkdtemp(prefix="parley-test-data-")
+os.environ["XDG_DATA_HOME"] = _DATA_HOME
+atexit.register(shutil.rmtree, _DATA_HOME, ignore_errors=True)
