@@ -1,0 +1,193 @@
+"""Calls recorded as they go (server/history/), over real WebRTC (aiortc on both sides) with scripted providers:
+both sides' turns and the end reason, read back through the /history API; nobody else can read them; export and
+delete; the database locked mid-call while the call goes on; a call token's user owning its records."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from client.call import CallClient
+from server.config import Settings
+from server.history import db
+from server.history.api import PROFILE_HEADER, WRITER
+from tests.fakes import FakeLLM, fake_providers
+from tests.helpers import is_, until
+
+ANN = "ann-profile-0123456789abcdef"
+BOB = "bob-profile-0123456789abcdef"
+KEY = "k" * 40
+API_KEY = "app-api-key-history"
+
+
+class ProfileCall(CallClient):
+    """A call the way the page places one: with its profile id and display name in the offer."""
+
+    def __init__(self, url: str, profile: str | None, display_name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(url, "chat", **kwargs)
+        self.profile, self.display_name = profile, display_name
+
+    async def connect(self, timeout: float = 20.0) -> None:
+        body = {"mode": "chat", "profile": self.profile, "display_name": self.display_name}
+        data = await self._negotiate("/offer", {k: v for k, v in body.items() if v is not None}, timeout)
+        self.session_id, self.reconnect_secret = data["session_id"], data.get("reconnect_secret")
+
+
+@pytest.fixture
+async def calls() -> Any:
+    opened: list[CallClient] = []
+
+    async def place(url: str, profile: str | None, display_name: str | None = None, **kwargs: Any) -> ProfileCall:
+        call = ProfileCall(url, profile, display_name, **kwargs)
+        opened.append(call)
+        await call.connect()
+        await call.wait_listening(30)
+        return call
+
+    yield place
+    for call in opened:
+        await call.close()
+
+
+async def typed_turn(call: CallClient, text: str, timeout: float = 15.0) -> float:
+    """Types ``text``; returns how long the reply's transcript took to come."""
+    sent = time.monotonic()
+    call.send({"type": "text", "text": text})
+    await call.wait_for(is_("transcript", role="user", text=text), timeout, sent)
+    answered, _ = await call.wait_for(is_("transcript", role="assistant"), timeout, sent)
+    return answered - sent
+
+
+async def api(url: str, method: str, path: str, profile: str | None = None, bearer: str | None = None):
+    headers = {PROFILE_HEADER: profile} if profile else {}
+    if bearer:
+        headers["Authorization"] = f"Bearer {bearer}"
+    async with aiohttp.ClientSession() as http, http.request(method, url + path, headers=headers) as resp:
+        body = await resp.text()
+        return resp.status, resp.headers, body
+
+
+async def api_json(url: str, method: str, path: str, profile: str | None = None, bearer: str | None = None) -> Any:
+    import json
+
+    status, _, body = await api(url, method, path, profile, bearer)
+    return status, json.loads(body)
+
+
+async def test_a_call_is_recorded_and_only_its_person_reads_exports_and_deletes_it(
+    start_server, started_apps, calls, tmp_path: Path
+):
+    llm = FakeLLM("Threads share their process's memory.", "Glad to help.")
+    settings = Settings(ice_loopback=True, hangover_ms=500, turn_model="off", data_dir=str(tmp_path))
+    url = await start_server(fake_providers(llm=llm), settings)
+    call = await calls(url, ANN, "Ann")
+    await typed_turn(call, "what is a thread")
+    await call.end()
+    second = await calls(url, ANN)  # a second call, greeting only
+    await second.end()
+    await started_apps[-1][WRITER].flush()
+
+    status, listed = await api_json(url, "GET", "/history/sessions", ANN)
+    assert status == 200 and [s["id"] for s in listed["sessions"]] == [second.session_id, call.session_id]
+    status, one = await api_json(url, "GET", f"/history/sessions/{call.session_id}", ANN)
+    assert status == 200 and (one["mode"], one["end_reason"]) == ("chat", "requested")
+    said = [(t["role"], t["text"]) for t in one["turns"]]
+    assert said[1:] == [("user", "what is a thread"), ("assistant", "Threads share their process's memory.")]
+    assert said[0][0] == "assistant"  # the greeting, as heard
+    assert one["turns"][2]["response_ms"] > 0 and "stt_ms" not in one["turns"][2]  # typed: no transcription
+    assert (await api_json(url, "GET", "/history/profile", ANN))[1]["display_name"] == "Ann"
+
+    # Another profile, or nobody, reads nothing of it: not even whether it exists.
+    assert await api_json(url, "GET", "/history/sessions", BOB) == (200, {"sessions": []})
+    for method, path in [("GET", ""), ("GET", "/export"), ("DELETE", "")]:
+        status, _ = await api_json(url, method, f"/history/sessions/{call.session_id}{path}", BOB)
+        assert status == 404, (method, path)
+    assert (await api_json(url, "GET", "/history/sessions"))[0] == 401
+    assert (await api_json(url, "GET", "/history/sessions", "short"))[0] == 400
+
+    status, headers, markdown = await api(url, "GET", f"/history/sessions/{call.session_id}/export?format=markdown",
+                                          ANN)  # fmt: skip
+    assert status == 200 and "attachment" in headers["Content-Disposition"]
+    assert "**You:** what is a thread" in markdown and "**Parley:** Threads share" in markdown
+    status, everything = await api_json(url, "GET", "/history/export?format=json", ANN)
+    assert status == 200 and len(everything["sessions"]) == 2
+    assert (await api_json(url, "GET", "/history/export?format=pdf", ANN))[0] == 400
+
+    assert await api_json(url, "DELETE", f"/history/sessions/{second.session_id}", ANN) == (
+        200, {"deleted": second.session_id}
+    )  # fmt: skip
+    assert (await api_json(url, "GET", f"/history/sessions/{second.session_id}", ANN))[0] == 404
+    assert await api_json(url, "DELETE", "/history", ANN) == (200, {"deleted_sessions": 1})
+    assert await api_json(url, "GET", "/history/sessions", ANN) == (200, {"sessions": []})
+    assert (await api_json(url, "GET", "/history/profile", ANN))[1]["display_name"] is None
+
+
+async def test_the_database_locked_mid_call_the_call_goes_on_and_the_failure_is_counted(
+    start_server, started_apps, calls, tmp_path: Path
+):
+    llm = FakeLLM("First answer.", "Second answer.", "Third answer.")
+    settings = Settings(ice_loopback=True, hangover_ms=500, turn_model="off", data_dir=str(tmp_path))
+    url = await start_server(fake_providers(llm=llm), settings)
+    call = await calls(url, ANN)
+    writer = started_apps[-1][WRITER]
+    await writer.flush()
+
+    # Another process holds the database (a long backup, a disk gone read-only, a server away): writes fail.
+    lock = sqlite3.connect(tmp_path / db.SQLITE_FILE, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        took = await typed_turn(call, "first question")
+        print(f"reply with the database locked: {took:.2f} s")
+        await until(lambda: writer.failures > 0, 30)
+        took = await typed_turn(call, "second question")  # the next turn is answered too
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    async with aiohttp.ClientSession() as http, http.get(url + "/metrics") as resp:
+        metrics = await resp.text()
+    failed = [line for line in metrics.splitlines() if line.startswith("parley_history_failures_total{")]
+    assert failed and sum(float(line.rsplit(" ", 1)[1]) for line in failed) >= 1, failed
+
+    await typed_turn(call, "third question")  # the database is back: recorded again
+    await call.end()
+    await writer.flush(30)
+    status, one = await api_json(url, "GET", f"/history/sessions/{call.session_id}", ANN)
+    assert status == 200 and one["end_reason"] == "requested"
+    assert ("assistant", "Third answer.") in [(t["role"], t["text"]) for t in one["turns"]]
+
+
+async def test_a_call_tokens_user_owns_the_records_and_a_server_key_reads_everyones(
+    start_server, started_apps, calls, tmp_path: Path
+):
+    settings = Settings(ice_loopback=True, hangover_ms=500, turn_model="off", data_dir=str(tmp_path),
+                        signing_keys=KEY, api_keys=API_KEY)  # fmt: skip
+    url = await start_server(fake_providers(), settings)
+
+    async def token(user: str) -> str:
+        async with aiohttp.ClientSession() as http, http.post(
+            url + "/tokens", json={"user": user}, headers={"Authorization": f"Bearer {API_KEY}"}
+        ) as resp:
+            return (await resp.json())["token"]
+
+    spent = await token("alice")
+    call = await calls(url, ANN, token=spent)  # the page's profile too: the token's user wins
+    await call.end()
+    await started_apps[-1][WRITER].flush()
+
+    status, listed = await api_json(url, "GET", "/history/sessions", bearer=await token("alice"))
+    assert status == 200 and [s["id"] for s in listed["sessions"]] == [call.session_id]
+    assert listed["sessions"][0]["profile"] == "u:alice"
+    assert await api_json(url, "GET", "/history/sessions", bearer=await token("bob")) == (200, {"sessions": []})
+    assert (await api_json(url, "GET", f"/history/sessions/{call.session_id}", bearer=await token("bob")))[0] == 404
+    assert (await api_json(url, "GET", "/history/sessions", ANN))[0] == 401  # calls need a bearer here: so does this
+    assert (await api_json(url, "GET", "/history/sessions", bearer=spent))[0] == 401  # used for the call
+    status, everyone = await api_json(url, "GET", "/history/sessions", bearer=API_KEY)
+    assert status == 200 and [s["id"] for s in everyone["sessions"]] == [call.session_id]
+    assert (await api_json(url, "DELETE", "/history", bearer=API_KEY))[0] == 400  # not everyone's at once
+    assert await api_json(url, "DELETE", "/history?profile=u:alice", bearer=API_KEY) == (200, {"deleted_sessions": 1})
