@@ -4,7 +4,6 @@ delete; the database locked mid-call while the call goes on; a call token's user
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -170,9 +169,10 @@ async def test_a_call_tokens_user_owns_the_records_and_a_server_key_reads_everyo
     url = await start_server(fake_providers(), settings)
 
     async def token(user: str) -> str:
-        async with aiohttp.ClientSession() as http, http.post(
-            url + "/tokens", json={"user": user}, headers={"Authorization": f"Bearer {API_KEY}"}
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(url + "/tokens", json={"user": user}, headers={"Authorization": f"Bearer {API_KEY}"}) as resp,
+        ):
             return (await resp.json())["token"]
 
     spent = await token("alice")

@@ -40,7 +40,9 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     await store.close()
 
 
-async def a_session(store: Store, session_id: str = "call1", profile: str | None = "p:ann", days_ago: float = 0) -> None:
+async def a_session(
+    store: Store, session_id: str = "call1", profile: str | None = "p:ann", days_ago: float = 0
+) -> None:
     if profile is not None:
         await store.touch_profile(profile, "page", "Ann", NOW)
     await store.start_session(session_id, session_id, profile, "interview", "en", NOW - timedelta(days=days_ago))
