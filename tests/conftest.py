@@ -36,13 +36,18 @@ SLOW_FIXTURES = {
     "start_server", "call_client", "started_apps", "aiohttp_client", "tts_speech", "piper", "real_providers",
     "silero", "fake", "fake_servers",  # fake, fake_servers: OpenAI-compatible servers (test_openai, test_keys)
 }  # fmt: skip
-SLOW_MARKERS = ("real_models", "browser", "shared_audio")
+SLOW_MARKERS = ("real_models", "browser", "shared_audio", "postgres")
 SLOW_MODULES = {  # servers in subprocesses, espeak-ng, a browser, hypothesis over HTTP, raw-socket servers
     "test_drain", "test_soak", "test_turn_relay", "test_llama_server", "test_voices", "test_http_fuzz",
     "test_real_models", "test_languages_real", "test_browser", "test_http_limits", "test_cluster",
     "test_inference_tier", "test_pre_stop", "test_turn_model", "test_page_reconnect", "test_page_framed",
     "test_call_page",
 }  # fmt: skip
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # (Here rather than in pyproject.toml's list: the history's tests brought it.)
+    config.addinivalue_line("markers", "postgres: runs on a throwaway PostgreSQL server (tests/pg_cluster.py)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

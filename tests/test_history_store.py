@@ -1,24 +1,29 @@
-"""The history's store, writer and recorder on a real SQLite file (no server, no call): what a person would find
-in their records, the migrations upgrading an old database in place, and a failing database costing records only."""
+"""The history's store, writer and recorder on a real SQLite file (no server, no call) and on a real PostgreSQL
+server (a throwaway cluster, tests/pg_cluster.py): what a person would find in their records, the migrations
+upgrading an old database in place, and a failing database costing records only."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
-import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
+from sqlalchemy import text
 
 from server.config import Settings
 from server.history import db
+from server.history.api import retain
 from server.history.export import to_json, to_markdown
 from server.history.recorder import Recorder, profile_key
 from server.history.store import Store
 from server.history.writer import Counters, Writer
 from server.signalling import OfferError, check_profile
+from tests.pg_cluster import Cluster
 
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 QUESTION = {"id": "os-1", "topic": "operating systems", "level": "mid", "question": "What is a thread?",
@@ -28,12 +33,38 @@ CARD = {"type": "scorecard", "questions": [QUESTION], "asked": 1, "answered": 1,
 
 
 def sqlite_url(folder: Path) -> str:
+    """The SQLite file a server with ``PARLEY_DATA_DIR=folder`` uses."""
     return db.database_url(Settings(data_dir=str(folder)))
 
 
+_databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    cluster = Cluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database's URL: a file of the test's own, or a new database on the throwaway PostgreSQL server."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path)
+    cluster: Cluster = request.getfixturevalue("postgres")
+    name = f"test_{next(_databases)}"
+    admin = await asyncpg.connect(cluster.url("postgres").replace("postgresql://", "postgres://"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return db.database_url(Settings(database_url=cluster.url(name)))
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    url = sqlite_url(tmp_path)
+async def store(url: str) -> AsyncIterator[Store]:
     await asyncio.to_thread(db.migrate, url)
     store = Store(db.create_engine(url))
     yield store
@@ -74,9 +105,7 @@ async def test_a_session_reads_back_with_its_turns_questions_and_scorecard(store
     assert [(s["id"], s["turns"]) for s in listed] == [("call1", 3)]
 
 
-async def test_one_profile_lists_only_its_own_and_deleting_everything_of_one_keeps_the_others(
-    store: Store, tmp_path: Path
-):
+async def test_one_profile_lists_only_its_own_and_deleting_everything_of_one_keeps_the_others(store: Store):
     await a_session(store, "ann1", "p:ann")
     await a_session(store, "bob1", "u:bob")
     await store.add_turn("ann1", 1, "user", "hi", False, NOW)
@@ -85,8 +114,8 @@ async def test_one_profile_lists_only_its_own_and_deleting_everything_of_one_kee
     assert await store.delete_profile("p:ann") == 1
     assert await store.get_session("ann1") is None and await store.profile("p:ann") is None
     assert await store.get_session("bob1") is not None
-    with sqlite3.connect(tmp_path / db.SQLITE_FILE) as raw:  # the turns went with their session
-        assert raw.execute("SELECT count(*) FROM turns").fetchone() == (0,)
+    async with store.engine.connect() as raw:  # the turns went with their session
+        assert (await raw.execute(text("SELECT count(*) FROM turns"))).scalar() == 0
 
 
 async def test_retention_deletes_old_sessions_only(store: Store):
@@ -109,17 +138,17 @@ async def test_exports_read_as_json_and_markdown(store: Store):
     assert "missed: has its own stack" in markdown and "Study next:" in markdown
 
 
-async def test_an_old_database_is_upgraded_in_place_and_keeps_its_records(tmp_path: Path):
-    url = sqlite_url(tmp_path)
+async def test_an_old_database_is_upgraded_in_place_and_keeps_its_records(url: str):
     await asyncio.to_thread(db.migrate, url, "0001")  # a database as the first release made it
-    with sqlite3.connect(tmp_path / db.SQLITE_FILE) as raw:
-        assert {r[0] for r in raw.execute("SELECT name FROM sqlite_master")}.isdisjoint({"scorecards"})
-        raw.execute("INSERT INTO profiles VALUES ('p:old', 'page', 'Old', '2026-01-01 10:00:00', "
-                    "'2026-01-01 10:00:00')")  # fmt: skip
-        raw.execute("INSERT INTO sessions VALUES ('s-old', 's-old', 'p:old', 'chat', 'en', '2026-01-01 10:00:00', "
-                    "'2026-01-01 10:05:00', 'idle')")  # fmt: skip
-        raw.execute("INSERT INTO turns (session_id, seq, role, text, interrupted, at, response_ms) "
-                    "VALUES ('s-old', 1, 'user', 'still here?', 0, '2026-01-01 10:01:00', NULL)")  # fmt: skip
+    engine = db.create_engine(url)
+    async with engine.begin() as raw:
+        old = "'2026-01-01 10:00:00+00:00'"
+        await raw.execute(text(f"INSERT INTO profiles VALUES ('p:old', 'page', 'Old', {old}, {old})"))
+        await raw.execute(text(f"INSERT INTO sessions VALUES ('s-old', 's-old', 'p:old', 'chat', 'en', {old}, {old}, "
+                               "'idle')"))  # fmt: skip
+        await raw.execute(text("INSERT INTO turns (session_id, seq, role, text, interrupted, at) "
+                               f"VALUES ('s-old', 1, 'user', 'still here?', false, {old})"))  # fmt: skip
+    await engine.dispose()
     await asyncio.to_thread(db.migrate, url)
     store = Store(db.create_engine(url))
     try:
@@ -127,6 +156,7 @@ async def test_an_old_database_is_upgraded_in_place_and_keeps_its_records(tmp_pa
         assert session is not None and session["turns"][0]["text"] == "still here?"
         assert session["end_reason"] == "idle" and session["scorecard"] is None
         await store.save_scorecard("s-old", CARD, NOW)  # the new tables are there
+        assert (await store.get_session("s-old") or {})["scorecard"]["asked"] == 1
     finally:
         await store.close()
 
@@ -236,3 +266,21 @@ def test_the_database_is_sqlite_in_the_data_folder_unless_a_url_says_postgresql(
         Settings.from_env({"PARLEY_DATABASE_URL": "mysql://x"})
     with pytest.raises(ValueError, match="PARLEY_RETENTION_DAYS"):
         Settings.from_env({"PARLEY_RETENTION_DAYS": "-1"})
+
+
+async def test_retention_runs_by_itself_through_the_writer(store: Store):
+    await a_session(store, "ancient", days_ago=400)
+    await store.start_session("today", "today", "p:ann", "chat", "en", datetime.now(UTC))
+    writer, ready = Writer(store), asyncio.Event()
+    writer.start()
+    ready.set()
+    task = asyncio.get_running_loop().create_task(retain(writer, 30, ready, every_s=0.05))
+    try:
+        for _ in range(100):
+            if len(await store.list_sessions("p:ann")) == 1:
+                break
+            await asyncio.sleep(0.05)
+        assert [s["id"] for s in await store.list_sessions("p:ann")] == ["today"]
+    finally:
+        task.cancel()
+        await writer.close()

@@ -57,10 +57,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_engine(url: str) -> AsyncEngine:
+    """An engine that connects when first used (a database that is away at start-up fails writes, not the server)."""
     if url.startswith("sqlite"):
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_S})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -87,6 +85,9 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 def migrate(url: str, revision: str = "head") -> None:
     """Upgrades the database at ``url`` (blocking: run it in a thread, with its own event loop and engine)."""
+
+    if url.startswith("sqlite") and ":///" in url and not url.endswith(":memory:"):
+        Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)  # the data folder, the first time
 
     async def main() -> None:
         engine = create_engine(url)
