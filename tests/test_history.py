@@ -4,6 +4,7 @@ delete; the database locked mid-call while the call goes on; a call token's user
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from server.history import db
 from server.history.api import PROFILE_HEADER, WRITER
 from tests.fakes import FakeLLM, fake_providers
 from tests.helpers import is_, until
+from tests.interview_script import answer, question_at_end
 
 ANN = "ann-profile-0123456789abcdef"
 BOB = "bob-profile-0123456789abcdef"
@@ -28,12 +30,14 @@ API_KEY = "app-api-key-history"
 class ProfileCall(CallClient):
     """A call the way the page places one: with its profile id and display name in the offer."""
 
-    def __init__(self, url: str, profile: str | None, display_name: str | None = None, **kwargs: Any) -> None:
-        super().__init__(url, "chat", **kwargs)
+    def __init__(
+        self, url: str, profile: str | None, display_name: str | None = None, mode: str = "chat", **kwargs: Any
+    ) -> None:
+        super().__init__(url, mode, **kwargs)
         self.profile, self.display_name = profile, display_name
 
     async def connect(self, timeout: float = 20.0) -> None:
-        body = {"mode": "chat", "profile": self.profile, "display_name": self.display_name}
+        body = {"mode": self.mode, "profile": self.profile, "display_name": self.display_name}
         data = await self._negotiate("/offer", {k: v for k, v in body.items() if v is not None}, timeout)
         self.session_id, self.reconnect_secret = data["session_id"], data.get("reconnect_secret")
 
@@ -43,7 +47,7 @@ async def calls() -> Any:
     opened: list[CallClient] = []
 
     async def place(url: str, profile: str | None, display_name: str | None = None, **kwargs: Any) -> ProfileCall:
-        call = ProfileCall(url, profile, display_name, **kwargs)
+        call = ProfileCall(url, profile, display_name, **kwargs)  # (mode= too)
         opened.append(call)
         await call.connect()
         await call.wait_listening(30)
@@ -191,3 +195,71 @@ async def test_a_call_tokens_user_owns_the_records_and_a_server_key_reads_everyo
     assert status == 200 and [s["id"] for s in everyone["sessions"]] == [call.session_id]
     assert (await api_json(url, "DELETE", "/history", bearer=API_KEY))[0] == 400  # not everyone's at once
     assert await api_json(url, "DELETE", "/history?profile=u:alice", bearer=API_KEY) == (200, {"deleted_sessions": 1})
+
+
+LONG_REPLY = (
+    "Let me explain this slowly and carefully. A process owns its memory and its resources. "
+    "A thread runs inside a process and shares that memory with the other threads. "
+    "That is why threads are cheaper to start but need locks. Does that make sense to you?"
+)
+
+
+def settings_in(folder: Path) -> Settings:
+    return Settings(ice_loopback=True, hangover_ms=500, turn_model="off", data_dir=str(folder))
+
+
+async def test_an_interrupted_reply_is_recorded_as_it_was_heard(start_server, started_apps, calls, tmp_path: Path):
+    llm = FakeLLM(LONG_REPLY, "Sure, switching topics.")
+    url = await start_server(fake_providers(llm=llm), settings_in(tmp_path))
+    call = await calls(url, ANN)
+    sent = time.monotonic()
+    call.send({"type": "text", "text": "explain threads"})
+    speaking_t, _ = await call.wait_for(is_("state", state="speaking"), 10, sent)
+    await asyncio.sleep(1.0)
+    call.send({"type": "text", "text": "actually, something else"})
+    _, cut = await call.wait_for(is_("interrupted"), 5, speaking_t)
+    await call.wait_for(is_("transcript", role="assistant", interrupted=False), 10, speaking_t)
+    await call.end()
+    await started_apps[-1][WRITER].flush()
+
+    _, one = await api_json(url, "GET", f"/history/sessions/{call.session_id}", ANN)
+    said = [(t["role"], t["text"], t["interrupted"]) for t in one["turns"]][1:]
+    assert said == [
+        ("user", "explain threads", False), ("assistant", cut["heard"], True),
+        ("user", "actually, something else", False), ("assistant", "Sure, switching topics.", False),
+    ]  # fmt: skip
+    assert cut["heard"] and len(cut["heard"]) < len(LONG_REPLY) // 2
+
+
+async def test_an_interview_keeps_each_question_as_judged_and_a_mode_change_starts_a_new_session(
+    start_server, started_apps, calls, tmp_path: Path
+):
+    url = await start_server(fake_providers(), settings_in(tmp_path))
+    call = await calls(url, ANN, mode="interview")
+    _, greeting = call.find(is_("transcript", role="assistant")) or (0, {})
+    question = question_at_end(greeting["text"])
+    assert question is not None, greeting
+    said, covered = answer(question, "partial")
+    sent = time.monotonic()
+    call.send({"type": "text", "text": said})
+    await call.wait_for(is_("transcript", role="assistant", interrupted=False), 20, sent)
+    writer = started_apps[-1][WRITER]
+    await writer.flush()
+
+    # Kept as the call goes: the answer's verdict is in the record before the call ends.
+    _, one = await api_json(url, "GET", f"/history/sessions/{call.session_id}", ANN)
+    first = one["questions"][0]
+    assert (first["question"], first["verdict"]) == (question.text, "partly")
+    assert first["covered"] == [question.key_points[i].point for i in covered] and first["missed"]
+    assert one["questions"][1]["verdict"] == "unanswered"  # the next question, asked
+    assert one["scorecard"]["asked"] == 2 and one["scorecard"]["answered"] == 1 and one["ended_at"] is None
+
+    switched = time.monotonic()
+    call.send({"type": "mode", "mode": "chat", "language": "fr"})
+    await call.wait_listening(30, switched)
+    await call.end()
+    await writer.flush()
+    _, listed = await api_json(url, "GET", "/history/sessions", ANN)
+    assert [(s["id"], s["mode"], s["language"], s["end_reason"]) for s in listed["sessions"]] == [
+        (f"{call.session_id}.2", "chat", "fr", "requested"), (call.session_id, "interview", "en", "restarted"),
+    ]  # fmt: skip
