@@ -1,25 +1,35 @@
 """Calls recorded as they go (server/history/), over real WebRTC (aiortc on both sides) with scripted providers:
 both sides' turns and the end reason, read back through the /history API; nobody else can read them; export and
-delete; the database locked mid-call while the call goes on; a call token's user owning its records."""
+delete; the database locked mid-call while the call goes on; a call token's user owning its records; a server
+process killed mid-call (on SQLite and on PostgreSQL) losing at most the turn in flight."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from bench.serverproc import ServerProcess
 from client.call import CallClient
 from server.config import Settings
 from server.history import db
 from server.history.api import PROFILE_HEADER, WRITER
+from server.history.recorder import profile_key
+from server.history.store import Store
+from server.ice import use_loopback_only
+from tests.fake_openai import KEY as OPENAI_KEY
+from tests.fake_openai import FakeOpenAI
 from tests.fakes import FakeLLM, fake_providers
 from tests.helpers import is_, until
 from tests.interview_script import answer, question_at_end
+from tests.pg_cluster import Cluster
 
 ANN = "ann-profile-0123456789abcdef"
 BOB = "bob-profile-0123456789abcdef"
@@ -263,3 +273,60 @@ async def test_an_interview_keeps_each_question_as_judged_and_a_mode_change_star
     assert [(s["id"], s["mode"], s["language"], s["end_reason"]) for s in listed["sessions"]] == [
         (f"{call.session_id}.2", "chat", "fr", "requested"), (call.session_id, "interview", "en", "restarted"),
     ]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    cluster = Cluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+async def remote_env() -> AsyncIterator[dict[str, str]]:
+    """Every stage on a local OpenAI-compatible fake, so the server process starts in seconds."""
+    fake = await FakeOpenAI(reply="Noted. Tell me more.").start()
+    yield {"OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": fake.base_url, "PARLEY_STT": "openai",
+           "PARLEY_LLM": "openai", "PARLEY_TTS": "openai", "PARLEY_HANGOVER_MS": "500"}  # fmt: skip
+    await fake.close()
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def test_a_server_killed_mid_call_loses_at_most_the_turn_in_flight(
+    database: str, remote_env: dict[str, str], request: pytest.FixtureRequest, tmp_path: Path
+):
+    env = {**remote_env, "PARLEY_DATA_DIR": str(tmp_path)}
+    if database == "postgresql":
+        env["PARLEY_DATABASE_URL"] = request.getfixturevalue("postgres").url("postgres")
+    use_loopback_only()
+    server = ServerProcess(env)
+    server.start()
+    call = ProfileCall(server.url, ANN, "Ann")
+    try:
+        await server.wait_healthy(120)
+        await call.connect()
+        await call.wait_listening(30)
+        for text in ("first answer", "second answer"):
+            await typed_turn(call, text)
+        await asyncio.sleep(0.5)  # what has been said and heard has been written by now (a write takes ms)
+        call.send({"type": "text", "text": "the turn in flight"})
+        server.signal(signal.SIGKILL)
+        await asyncio.sleep(0.5)
+        assert server.exit_code() is not None
+    finally:
+        await call.close()
+        server.stop()
+
+    settings = Settings(data_dir=str(tmp_path), database_url=env.get("PARLEY_DATABASE_URL", ""))
+    store = Store(db.create_engine(db.database_url(settings)))
+    try:
+        session = await store.get_session(call.session_id or "")
+        profile = profile_key(ANN, None)
+        assert session is not None and profile is not None and session["profile"] == profile[0]
+        said = [(t["role"], t["text"]) for t in session["turns"]]
+        assert said[1:5] == [("user", "first answer"), ("assistant", "Noted. Tell me more."),
+                             ("user", "second answer"), ("assistant", "Noted. Tell me more.")]  # fmt: skip
+        assert session["ended_at"] is None  # it never ended: cut by the crash
+    finally:
+        await store.close()

@@ -197,6 +197,22 @@ async def test_a_failing_or_slow_database_costs_records_and_is_counted_never_the
     await writer.close()
 
 
+async def test_a_database_away_at_start_up_is_waited_for_and_the_writes_queued_meanwhile_go_in():
+    flaky, failed, tries = Flaky(), [], []
+
+    async def migrate() -> None:
+        tries.append(1)
+        if len(tries) < 3:
+            raise OSError("connection refused")
+
+    writer = Writer(flaky, Counters(failed.append), ready=migrate, retry_s=0.01)  # type: ignore[arg-type]
+    writer.submit("note", text="said while the database was away")
+    writer.start()
+    assert await writer.flush()
+    assert flaky.written == ["said while the database was away"] and failed == ["migrate", "migrate"]
+    await writer.close()
+
+
 async def test_a_full_queue_drops_the_newest_write_and_counts_it():
     dropped: list[int] = []
     writer = Writer(Flaky(), Counters(dropped=lambda: dropped.append(1)), size=2)  # type: ignore[arg-type]

@@ -74,11 +74,9 @@ def setup(app: web.Application, settings: Settings, call_tokens: tokens.CallToke
     ready = asyncio.Event()
 
     async def prepare() -> None:
-        try:
-            await asyncio.to_thread(db.migrate, url)  # its own engine and loop, off this one
-            logger.info("history: database ready (%s)", url.split("://", 1)[0])
-        finally:
-            ready.set()
+        await asyncio.to_thread(db.migrate, url)  # its own engine and loop, off this one
+        logger.info("history: database ready (%s)", url.split("://", 1)[0])
+        ready.set()
 
     counters = Counters(lambda op: metrics.history_failures.labels(op).inc(), metrics.history_dropped.inc)
     writer = Writer(Store(db.create_engine(url)), counters, ready=prepare)

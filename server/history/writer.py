@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000  # writes waiting: at ~10 per turn, minutes of a few calls' turns while the database is away
 WRITE_TIMEOUT_S = 10.0  # one write that takes longer (a stalled server) counts as failed, and the next one goes
+MAX_RETRY_S = 60.0  # the longest wait between two tries at preparing the database
 LOG_EVERY_S = 10.0  # at most one log line per this long about failures or drops (a dead database logs a trickle)
 
 
@@ -45,12 +46,14 @@ class Writer:
         size: int = QUEUE_SIZE,
         timeout_s: float = WRITE_TIMEOUT_S,
         ready: Callable[[], Awaitable[None]] | None = None,
+        retry_s: float = 1.0,
     ) -> None:
         self.store = store
         self.counters = counters or Counters()
         self.timeout_s = timeout_s
         self._queue: asyncio.Queue[Write] = asyncio.Queue(size)
         self._ready = ready  # awaited before the first write: the migrations
+        self._retry_s = retry_s
         self._task: asyncio.Task[None] | None = None
         self._last_log = 0.0
         self.failures = 0
@@ -74,10 +77,7 @@ class Writer:
 
     async def _run(self) -> None:
         if self._ready is not None:
-            try:
-                await self._ready()
-            except Exception:  # writes will fail (and be counted) one by one; the server runs on
-                logger.exception("history: the database could not be prepared")
+            await self._prepare()
         while True:
             write = await self._queue.get()
             try:
@@ -89,6 +89,22 @@ class Writer:
                 self._warn("history: %s failed (%s: %s)", write.op, type(exc).__name__, str(exc)[:200])
             finally:
                 self._queue.task_done()
+
+    async def _prepare(self) -> None:
+        """The migrations, tried until they succeed: a database that is away at start-up (a PostgreSQL server still
+        starting, a data folder not yet mounted) is waited for, while the queue keeps what it can of the calls."""
+        assert self._ready is not None
+        delay = self._retry_s
+        while True:
+            try:
+                return await self._ready()
+            except Exception as exc:
+                self.failures += 1
+                self.counters.failed("migrate")
+                self._warn("history: the database could not be prepared (%s: %s); trying again in %.0f s",
+                           type(exc).__name__, str(exc)[:200], delay)  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_S)
 
     def _warn(self, message: str, *args: object) -> None:
         now = time.monotonic()
