@@ -201,6 +201,9 @@ async def test_a_call_tokens_user_owns_the_records_and_a_server_key_reads_everyo
     assert (await api_json(url, "GET", f"/history/sessions/{call.session_id}", bearer=await token("bob")))[0] == 404
     assert (await api_json(url, "GET", "/history/sessions", ANN))[0] == 401  # calls need a bearer here: so does this
     assert (await api_json(url, "GET", "/history/sessions", bearer=spent))[0] == 401  # used for the call
+    # A server key with the page's header reads that profile's only: the token's user won, so nothing is there.
+    status, headers, body = await api(url, "GET", "/history/sessions", ANN, bearer=API_KEY)
+    assert (status, body) == (200, '{"sessions": []}')
     status, everyone = await api_json(url, "GET", "/history/sessions", bearer=API_KEY)
     assert status == 200 and [s["id"] for s in everyone["sessions"]] == [call.session_id]
     assert (await api_json(url, "DELETE", "/history", bearer=API_KEY))[0] == 400  # not everyone's at once

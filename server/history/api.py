@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,6 +27,9 @@ from server.history.recorder import Recorder, profile_key
 from server.history.store import MAX_LIST, Store
 from server.history.writer import Counters, Writer
 from server.metrics import Metrics
+
+if TYPE_CHECKING:
+    from server.session import Call
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +110,8 @@ async def retain(writer: Writer, days: float, ready: asyncio.Event, every_s: flo
         await asyncio.sleep(every_s)
 
 
-def record(app: web.Application, call: Any, profile: str | None, display_name: str | None) -> None:
-    """Records ``call`` (a ``server.session.Call``) as it goes, for its profile; the call token's user wins."""
+def record(app: web.Application, call: Call, profile: str | None, display_name: str | None) -> None:
+    """Records ``call`` as it goes, for its profile; the call token's user wins."""
     writer = app.get(WRITER)
     if writer is None:
         return
@@ -121,13 +124,28 @@ def record(app: web.Application, call: Any, profile: str | None, display_name: s
 
 
 # -- who is asking --------------------------------------------------------------------------------------------
+def _page_profile(request: web.Request) -> str | None:
+    """The stored id of the profile the page names in its header, if it names one."""
+    given = request.headers.get(PROFILE_HEADER)
+    if given is None:
+        return None
+    try:
+        signalling.check_profile(given)
+    except signalling.OfferError as exc:
+        raise Refused(400, str(exc)) from exc
+    key = profile_key(given, None)
+    return key[0] if key else None
+
+
 def viewer(request: web.Request, history: History) -> Viewer:
     settings, call_tokens = history.settings, history.call_tokens
-    if admission.bearer(request):
+    given = admission.bearer(request)
+    if given:
         if admission.api_key_ok(request, settings.api_keys, settings.token):
-            scope = request.query.get("profile")
+            # Everyone's, or one profile's: named by the query, or by the page (a single person's server, where the
+            # page holds PARLEY_TOKEN, still shows each browser profile its own).
+            scope = request.query.get("profile") or _page_profile(request)
             return Viewer(scope, everyone=scope is None)
-        given = admission.bearer(request) or ""
         if not (call_tokens.enabled and given.count(".") == 2):
             raise Refused(401, "that bearer is neither a server key nor a call token")
         try:
@@ -139,16 +157,10 @@ def viewer(request: web.Request, history: History) -> Viewer:
         return Viewer(f"u:{grant.user}")
     if settings.token or call_tokens.enabled:  # calls need a bearer here: so do their records
         raise Refused(401, "a bearer is required (Authorization: Bearer <call token or server key>)")
-    given = request.headers.get(PROFILE_HEADER)
-    if given is None:
+    profile = _page_profile(request)
+    if profile is None:
         raise Refused(401, f"say whose records: the {PROFILE_HEADER} header (the page's profile id)")
-    try:
-        signalling.check_profile(given)
-    except signalling.OfferError as exc:
-        raise Refused(400, str(exc)) from exc
-    key = profile_key(given, None)
-    assert key is not None
-    return Viewer(key[0])
+    return Viewer(profile)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -193,16 +205,6 @@ def _download(sessions: list[dict[str, Any]], chosen: str, name: str) -> web.Res
     return web.Response(text=to_json(sessions), content_type="application/json", headers=disposition)
 
 
-async def _guarded(request: web.Request, handler: Any) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except Refused as exc:
-        return _error(exc.status, str(exc))
-    except (OSError, TimeoutError, SQLAlchemyError) as exc:  # the database is away: say so, in JSON
-        logger.warning("history: %s %s failed (%s)", request.method, request.path, exc)
-        return _error(503, "the history's database is unavailable; try again shortly")
-
-
 # -- routes ---------------------------------------------------------------------------------------------------
 async def _list(request: web.Request) -> web.Response:
     store, who = await _open(request)
@@ -221,7 +223,10 @@ async def _list(request: web.Request) -> web.Response:
 
 async def _get(request: web.Request) -> web.Response:
     store, _who, session_id = await _own(request)
-    return web.json_response(await store.get_session(session_id))
+    session = await store.get_session(session_id)
+    if session is None:  # deleted meanwhile
+        raise Refused(404, "no such session")
+    return web.json_response(session)
 
 
 async def _export_one(request: web.Request) -> web.Response:
@@ -258,9 +263,17 @@ async def _profile(request: web.Request) -> web.Response:
     return web.json_response({"profile": who.profile, **(found or {"display_name": None})})
 
 
-def _route(handler: Any) -> Any:
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        return await _guarded(request, handler)
+def _route(handler: Callable[[web.Request], Awaitable[web.Response]]) -> Callable[..., Awaitable[web.Response]]:
+    """A route whose refusals, and a database that is away, are JSON answers in words."""
+
+    async def guarded(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except Refused as exc:
+            return _error(exc.status, str(exc))
+        except (OSError, TimeoutError, SQLAlchemyError) as exc:
+            logger.warning("history: %s %s failed (%s)", request.method, request.path, exc)
+            return _error(503, "the history's database is unavailable; try again shortly")
 
     guarded.__name__ = handler.__name__
     return guarded
