@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 USER = "parley"
@@ -37,6 +38,7 @@ class Cluster:
         self.folder = Path(tempfile.mkdtemp(prefix="parley-pg-"))
         self.data = self.folder / "data"
         self.port = _free_port()
+        self._databases = 0
         # PostgreSQL refuses to run as root: there, the cluster belongs to the postgres user.
         self._as: list[str] = []
         if os.geteuid() == 0:
@@ -55,6 +57,17 @@ class Cluster:
 
     def url(self, database: str) -> str:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
+
+    async def new_database(self) -> str:
+        """An empty database of its own (one per test); returns its URL."""
+        self._databases += 1
+        name = f"test_{self._databases}"
+        admin = await asyncpg.connect(self.url("postgres"))
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        return self.url(name)
 
     def stop(self) -> None:
         try:

@@ -6,15 +6,19 @@ process killed mid-call (on SQLite and on PostgreSQL) losing at most the turn in
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sqlite3
+import sys
 import time
+from asyncio.subprocess import PIPE, STDOUT
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from alembic.script import ScriptDirectory
 
 from bench.serverproc import ServerProcess
 from client.call import CallClient
@@ -301,7 +305,7 @@ async def test_a_server_killed_mid_call_loses_at_most_the_turn_in_flight(
 ):
     env = {**remote_env, "PARLEY_DATA_DIR": str(tmp_path)}
     if database == "postgresql":
-        env["PARLEY_DATABASE_URL"] = request.getfixturevalue("postgres").url("postgres")
+        env["PARLEY_DATABASE_URL"] = await request.getfixturevalue("postgres").new_database()
     use_loopback_only()
     server = ServerProcess(env)
     server.start()
@@ -333,3 +337,18 @@ async def test_a_server_killed_mid_call_loses_at_most_the_turn_in_flight(
         assert session["ended_at"] is None  # it never ended: cut by the crash
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def test_workers_starting_together_upgrade_one_database_once(
+    database: str, request: pytest.FixtureRequest, tmp_path: Path
+):
+    env = {**os.environ, "PARLEY_DATA_DIR": str(tmp_path)}
+    if database == "postgresql":
+        env["PARLEY_DATABASE_URL"] = await request.getfixturevalue("postgres").new_database()
+    command = [sys.executable, "-m", "server.history", "upgrade"]
+    workers = [await asyncio.create_subprocess_exec(*command, env=env, stdout=PIPE, stderr=STDOUT) for _ in range(4)]
+    outputs = [(await worker.communicate())[0].decode() for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0, 0, 0], outputs
+    head = ScriptDirectory.from_config(db.alembic_config()).get_current_head()
+    assert head and all(out.strip().endswith(head) for out in outputs), outputs

@@ -5,13 +5,11 @@ upgrading an old database in place, and a failing database costing records only.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -37,9 +35,6 @@ def sqlite_url(folder: Path) -> str:
     return db.database_url(Settings(data_dir=str(folder)))
 
 
-_databases = itertools.count()
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Cluster]:
     cluster = Cluster()
@@ -54,13 +49,7 @@ async def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return sqlite_url(tmp_path)
     cluster: Cluster = request.getfixturevalue("postgres")
-    name = f"test_{next(_databases)}"
-    admin = await asyncpg.connect(cluster.url("postgres").replace("postgresql://", "postgres://"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return db.database_url(Settings(database_url=cluster.url(name)))
+    return db.database_url(Settings(database_url=await cluster.new_database()))
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ SQLITE_FILE = "parley.sqlite"
 # How long an SQLite write waits for another writer's lock (another worker on the host, a backup) before it fails:
 # the writer's queue absorbs the wait, and a failure costs one record, never the call.
 SQLITE_BUSY_S = 5.0
+MIGRATION_LOCK = 7402117  # PostgreSQL advisory lock key held while migrating (any constant of our own)
+_MIGRATING = threading.Lock()
 
 
 def data_dir(settings: Settings) -> Path:
@@ -49,6 +52,7 @@ def database_url(settings: Settings) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # transactions are begun by _sqlite_begin, not by the driver
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")  # off by default in SQLite: deletes cascade only with it
     cursor.execute("PRAGMA journal_mode=WAL")  # the API's reads do not wait for the writer, nor it for them
@@ -56,11 +60,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(connection: Connection) -> None:
+    # The driver's own transactions leave DDL outside them (a migration cut half-way would stay half done, and
+    # two workers migrating at once cut each other) and take the write lock only at the first write (a read then
+    # a write fails at once when another process wrote meanwhile). SQLAlchemy's recipe for both, with IMMEDIATE:
+    # the write lock from the start, waited for up to the busy timeout.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An engine that connects when first used (a database that is away at start-up fails writes, not the server)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_S})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     # pool_pre_ping: a connection the server dropped (a restart, a fail-over) is replaced, not used and failed.
     return create_async_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
@@ -77,6 +90,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Brings the database to ``revision`` (Alembic, on one of the engine's connections)."""
 
     def run(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":  # workers starting together migrate one after the other
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         command.upgrade(alembic_config(connection), revision)
 
     async with engine.begin() as connection:
@@ -84,7 +99,8 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 
 def migrate(url: str, revision: str = "head") -> None:
-    """Upgrades the database at ``url`` (blocking: run it in a thread, with its own event loop and engine)."""
+    """Upgrades the database at ``url`` (blocking: run it in a thread, with its own event loop and engine). One
+    at a time in a process: Alembic's ``context`` is module state."""
 
     if url.startswith("sqlite") and ":///" in url and not url.endswith(":memory:"):
         Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)  # the data folder, the first time
@@ -96,4 +112,5 @@ def migrate(url: str, revision: str = "head") -> None:
         finally:
             await engine.dispose()
 
-    asyncio.run(main())
+    with _MIGRATING:
+        asyncio.run(main())
