@@ -22,6 +22,7 @@ from alembic.script import ScriptDirectory
 
 from bench.serverproc import ServerProcess
 from client.call import CallClient
+from server.app import create_app
 from server.config import Settings
 from server.history import db
 from server.history.api import PROFILE_HEADER, WRITER
@@ -31,7 +32,7 @@ from server.ice import use_loopback_only
 from tests.fake_openai import KEY as OPENAI_KEY
 from tests.fake_openai import FakeOpenAI
 from tests.fakes import FakeLLM, fake_providers
-from tests.helpers import is_, until
+from tests.helpers import client_offer, is_, until
 from tests.interview_script import answer, question_at_end
 from tests.pg_cluster import Cluster
 
@@ -163,6 +164,8 @@ async def test_the_database_locked_mid_call_the_call_goes_on_and_the_failure_is_
         print(f"reply with the database locked: {took:.2f} s")
         await until(lambda: writer.failures > 0, 30)
         took = await typed_turn(call, "second question")  # the next turn is answered too
+        status, refused = await api_json(url, "GET", "/history/sessions", ANN)  # a read says so, in JSON
+        assert status == 503 and "unavailable" in refused["error"]
     finally:
         lock.execute("ROLLBACK")
         lock.close()
@@ -352,3 +355,21 @@ async def test_workers_starting_together_upgrade_one_database_once(
     assert [worker.returncode for worker in workers] == [0, 0, 0, 0], outputs
     head = ScriptDirectory.from_config(db.alembic_config()).get_current_head()
     assert head and all(out.strip().endswith(head) for out in outputs), outputs
+
+
+async def test_with_the_history_off_nothing_is_kept_and_the_api_says_so(aiohttp_client, tmp_path: Path):
+    app = create_app(Settings(ice_loopback=True, history="off", data_dir=str(tmp_path)), lambda _s: fake_providers())
+    client = await aiohttp_client(app)
+    resp = await client.get("/history/sessions", headers={PROFILE_HEADER: ANN})
+    assert resp.status == 404 and "PARLEY_HISTORY=off" in (await resp.json())["error"]
+    assert WRITER not in app and not os.listdir(tmp_path)
+
+
+async def test_an_offer_with_an_unusable_profile_is_refused_in_words(aiohttp_client, tmp_path: Path):
+    app = create_app(Settings(ice_loopback=True, data_dir=str(tmp_path)), lambda _s: fake_providers())
+    client = await aiohttp_client(app)
+    sdp = await client_offer()
+    for fields in ({"profile": "short"}, {"profile": ANN, "display_name": "x" * 65}, {"profile": 12}):
+        resp = await client.post("/offer", json={"sdp": sdp, "type": "offer", **fields})
+        assert resp.status == 400, fields
+        assert "profile" in (error := (await resp.json())["error"]) or "display_name" in error
