@@ -74,12 +74,18 @@ class Recorder:
             logger.exception("call %s: recording a %s event failed", self.call_id, event.get("type"))
 
     def restart(self, mode: str, language: str) -> None:
-        self._end("restarted")
-        self._begin(mode, language)
+        try:
+            self._end("restarted")
+            self._begin(mode, language)
+        except Exception:
+            logger.exception("call %s: recording a restart failed", self.call_id)
 
     def closed(self) -> None:
         """The call is closed; one that ended without an ``ended`` event (it never connected) says so."""
-        self._end("closed")
+        try:
+            self._end("closed")
+        except Exception:
+            logger.exception("call %s: recording the close failed", self.call_id)
 
     # -- events -----------------------------------------------------------------------------------------------
     def _on_event(self, event: ServerEvent) -> None:
