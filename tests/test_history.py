@@ -373,3 +373,17 @@ async def test_an_offer_with_an_unusable_profile_is_refused_in_words(aiohttp_cli
         resp = await client.post("/offer", json={"sdp": sdp, "type": "offer", **fields})
         assert resp.status == 400, fields
         assert "profile" in (error := (await resp.json())["error"]) or "display_name" in error
+
+
+async def test_another_site_allowed_to_place_calls_may_read_and_delete_records(aiohttp_client, tmp_path: Path):
+    site = "https://app.example.com"
+    settings = Settings(ice_loopback=True, data_dir=str(tmp_path), cors_origins=site)
+    client = await aiohttp_client(create_app(settings, lambda _s: fake_providers()))
+    asked = {"Origin": site, "Access-Control-Request-Method": "DELETE",
+             "Access-Control-Request-Headers": PROFILE_HEADER}  # fmt: skip
+    preflight = await client.options("/history", headers=asked)
+    assert preflight.status == 204 and "DELETE" in preflight.headers["Access-Control-Allow-Methods"]
+    assert PROFILE_HEADER in preflight.headers["Access-Control-Allow-Headers"]
+    resp = await client.delete("/history", headers={"Origin": site, PROFILE_HEADER: ANN})
+    assert resp.status == 200 and resp.headers["Access-Control-Allow-Origin"] == site
+    assert await resp.json() == {"deleted_sessions": 0}
