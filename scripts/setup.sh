@@ -64,7 +64,7 @@ else
 fi
 optional=("haproxy:haproxy" "supervisord:supervisor")
 if [ $want_test -eq 1 ]; then
-  debian_pkgs+=(chromium coturn)
+  debian_pkgs+=(chromium coturn postgresql)  # postgresql: the history's tests start a throwaway cluster
   optional+=("chromium:chromium" "turnserver:coturn")
 fi
 

@@ -15,6 +15,7 @@ from server.audio.outbound import ConnectionTrack
 from server.config import Settings
 from server.drain import DRAIN, Drain
 from server.heap import AfterCalls
+from server.history import api as history
 from server.languages import catalogue
 from server.metrics import Metrics
 from server.models import Models, ProvidersFactory, load
@@ -91,6 +92,7 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     app.router.add_post("/resume", resume)
     app.router.add_post("/tokens", mint_token)
     app.router.add_static("/static/", STATIC, follow_symlinks=False)
+    history.setup(app, settings, app[CALL_TOKENS], app[METRICS])
     return app
 
 
@@ -144,8 +146,9 @@ async def cors(request: web.Request, handler: Callable) -> web.StreamResponse:
         return signalling.json_error(403, f"calls from {origin} are not allowed here")
     headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
     if request.method == "OPTIONS":
-        headers |= {"Access-Control-Allow-Methods": "GET, POST", "Access-Control-Max-Age": "600",
-                    "Access-Control-Allow-Headers": f"Content-Type, Authorization, {SESSION_HEADER}"}  # fmt: skip
+        headers |= {"Access-Control-Allow-Methods": "GET, POST, DELETE", "Access-Control-Max-Age": "600",
+                    "Access-Control-Allow-Headers": f"Content-Type, Authorization, {SESSION_HEADER}, "
+                                                    f"{history.PROFILE_HEADER}"}  # fmt: skip
         return web.Response(status=204, headers=headers)
     response = await handler(request)
     response.headers.update(headers)
@@ -314,7 +317,9 @@ async def _place(
     settings = app[SETTINGS]
     defaults = (grant.default_mode(), grant.default_language()) if grant else (None, None)
     try:
-        sdp, mode, language = await signalling.read_offer(request, *defaults, timeout_s=settings.http_timeout_s)
+        sdp, mode, language, profile, display_name = await signalling.read_offer(
+            request, *defaults, timeout_s=settings.http_timeout_s
+        )
     except signalling.OfferError as exc:
         return signalling.json_error(exc.status, str(exc))
     models = app[MODELS]
@@ -358,6 +363,7 @@ async def _place(
         app[AFTER_CALLS].call_ended()
 
     call.on_close.append(forget)
+    history.record(app, call, profile, display_name)
     call.answered()
     user = f" for user {call.user!r}" if call.user is not None else ""
     logger.info("call %s: %s/%s from %s%s", session_id, mode, language, address, user)

@@ -11,6 +11,7 @@ from dotenv import load_dotenv
 
 PROVIDERS = ("local", "openai")
 STAGES = ("stt", "llm", "tts")
+DATABASE_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+asyncpg")
 ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")  # no path, no spaces: it goes into a CSP header
 
 
@@ -140,6 +141,15 @@ class Settings:
     # Who decides which key points an interview answer covered: "offline" (the app's phrase matching),
     # "remote" (the chat model over the OpenAI API, falling back to offline), "auto" (remote when PARLEY_LLM=openai).
     judge: str = "auto"
+    # The record of every call (server/history/): "on" keeps it in the database below, "off" keeps nothing.
+    history: str = "on"
+    # Where the server keeps what it writes (the history's SQLite file); "" = $XDG_DATA_HOME/parley
+    # (~/.local/share/parley).
+    data_dir: str = ""
+    # The history's database: "" = SQLite in data_dir; a postgresql:// URL (asyncpg) for a cluster's workers.
+    database_url: str = field(default="", repr=False)  # may hold a password
+    # Records of sessions that started longer ago than this are deleted (checked hourly); 0 = kept for ever.
+    retention_days: float = 0.0
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one object per line
 
@@ -229,6 +239,12 @@ class Settings:
             raise ValueError("PARLEY_DRAIN_S must be 0 or more")
         if self.offers_per_minute < 0:
             raise ValueError("PARLEY_OFFERS_PER_MINUTE must be 0 (no limit here) or more")
+        if self.history not in ("on", "off"):
+            raise ValueError("PARLEY_HISTORY must be on or off")
+        if self.retention_days < 0:
+            raise ValueError("PARLEY_RETENTION_DAYS must be 0 (kept for ever) or more")
+        if self.database_url and self.database_url.split("://", 1)[0] not in DATABASE_SCHEMES:
+            raise ValueError(f"PARLEY_DATABASE_URL must start with one of {', '.join(DATABASE_SCHEMES)}://")
 
 
 def _convert(kind: object, name: str, raw: str) -> object:

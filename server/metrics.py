@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -102,6 +102,15 @@ class Metrics:
             buckets=(0.015, 0.021, 0.025, 0.03, 0.04, 0.06, 0.1, 0.2, 0.5),
             registry=self.registry,
         )
+        # The record of calls (server/history/): a write that failed or was dropped cost a record, never the call.
+        self.history_failures = Counter(
+            "parley_history_failures", "History writes that failed (the database was down, locked or slow), by op",
+            ["op"], registry=self.registry,
+        )  # fmt: skip
+        self.history_dropped = Counter(
+            "parley_history_dropped", "History writes dropped because the writer's queue was full",
+            registry=self.registry,
+        )  # fmt: skip
         self.inbound_frames = Counter(
             "parley_inbound_frames", "Audio frames received from people", registry=self.registry
         )
@@ -114,6 +123,11 @@ class Metrics:
         Gauge("parley_call_slots", "Call slots of this node (its capacity)", registry=self.registry).set_function(
             lambda: slots.capacity
         )
+
+    def watch_history(self, pending: Callable[[], int]) -> None:
+        """The history's writer (server/history/writer.py): writes waiting for the database."""
+        Gauge("parley_history_pending_writes", "History writes queued, not yet in the database",
+              registry=self.registry).set_function(pending)  # fmt: skip
 
     def observe_turn(self, report: Mapping[str, Any]) -> None:
         """A turn's ``metrics`` event fields, in ms."""

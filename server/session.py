@@ -92,6 +92,10 @@ class Call:
         self._message_rate = MessageRate(settings.messages_per_second, settings.message_burst)
         self._closing: asyncio.Task[None] | None = None
         self.on_close: list[Callable[[], None]] = []
+        # Observers of what the call sends its client, and of each start-over (mode, language): its record
+        # (server/history/recorder.py). They queue work and return; they never raise.
+        self.on_event: list[Callable[[ServerEvent], None]] = []
+        self.on_restart: list[Callable[[str, str], None]] = []
 
     # -- wiring ---------------------------------------------------------------------------------------------
     def attach(self) -> None:
@@ -143,6 +147,8 @@ class Call:
     # -- the turn-taker's hooks (server/dialogue/turn_taking.py: TurnHooks) -----------------------------------
     def send(self, event: ServerEvent) -> None:
         self.events.send(event)
+        for observer in self.on_event:
+            observer(event)
 
     def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(work)
@@ -371,6 +377,8 @@ class Call:
 
     def _restart(self, mode: str | None = None, language: str | None = None) -> None:
         self.responder.restart(mode, language)
+        for observer in self.on_restart:
+            observer(self.responder.mode, self.responder.language)
         self.turn_taker.set_mode(self.responder.mode)
         self._send_ready()
         self.turn_taker.say(self.responder.greeting())

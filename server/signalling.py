@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import secrets
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 MAX_OFFER_BYTES = 64 * 1024
 BODY_TIMEOUT_S = 10.0  # PARLEY_HTTP_TIMEOUT_S: the whole body must arrive within this
 _LOOPBACK = ("127.", "::1")
+PROFILE_ID = re.compile(r"[A-Za-z0-9_-]{16,128}")  # the page's random profile id: at least 96 bits, URL-safe
+MAX_DISPLAY_NAME = 64
 
 
 def json_error(status: int, message: str) -> web.Response:
@@ -67,6 +69,27 @@ def parse_offer(
     return sdp, mode, language
 
 
+class Offer(NamedTuple):
+    sdp: str
+    mode: str
+    language: str
+    profile: str | None = None  # the page's random profile id (a call token's user wins over it)
+    display_name: str | None = None
+
+
+def check_profile(profile: Any, display_name: Any = None) -> tuple[str | None, str | None]:
+    """An offer's optional ``profile`` and ``display_name`` (the name stripped), or OfferError."""
+    if profile is not None and (not isinstance(profile, str) or not PROFILE_ID.fullmatch(profile)):
+        raise OfferError('"profile" must be 16 to 128 letters, digits, "-" or "_" (a random id the page keeps)')
+    if display_name is not None:
+        if not isinstance(display_name, str) or not display_name.strip() or not display_name.isprintable():
+            raise OfferError('"display_name" must be printable text')
+        display_name = display_name.strip()
+        if len(display_name) > MAX_DISPLAY_NAME:
+            raise OfferError(f'"display_name" is limited to {MAX_DISPLAY_NAME} characters')
+    return profile, display_name
+
+
 def has_two_way_audio(sdp: str) -> bool:
     for section in re.split(r"\r?\n(?=m=)", sdp)[1:]:
         if not section.startswith("m=audio ") or section.split(" ", 2)[1] == "0":
@@ -93,8 +116,10 @@ async def read_offer(
     default_mode: str | None = None,
     default_language: str | None = None,
     timeout_s: float = BODY_TIMEOUT_S,
-) -> tuple[str, str, str]:
-    return parse_offer(await read_json(request, timeout_s), default_mode, default_language)
+) -> Offer:
+    body = await read_json(request, timeout_s)
+    sdp, mode, language = parse_offer(body, default_mode, default_language)
+    return Offer(sdp, mode, language, *check_profile(body.get("profile"), body.get("display_name")))
 
 
 async def read_json(request: web.Request, timeout_s: float = BODY_TIMEOUT_S) -> Any:

@@ -12,6 +12,10 @@ ESC-50). Without the folder those tests are skipped with the reason.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable
 
 import numpy as np
@@ -33,12 +37,12 @@ SLOW_FIXTURES = {
     "silero", "fake", "fake_servers",  # fake, fake_servers: OpenAI-compatible servers (test_openai, test_keys)
     "library_server",  # a server process (test_library)
 }  # fmt: skip
-SLOW_MARKERS = ("real_models", "browser", "shared_audio")
+SLOW_MARKERS = ("real_models", "browser", "shared_audio", "postgres")
 SLOW_MODULES = {  # servers in subprocesses, espeak-ng, a browser, hypothesis over HTTP, raw-socket servers
     "test_drain", "test_soak", "test_turn_relay", "test_llama_server", "test_voices", "test_http_fuzz",
     "test_real_models", "test_languages_real", "test_browser", "test_http_limits", "test_cluster",
     "test_inference_tier", "test_pre_stop", "test_turn_model", "test_page_reconnect", "test_page_framed",
-    "test_call_page", "test_js_types",
+    "test_call_page", "test_js_types", "test_history",
     "test_package", "test_setup",  # pip installs into fresh virtual environments
 }  # fmt: skip
 
@@ -138,3 +142,10 @@ def real_providers() -> Providers:
     from server.providers.registry import load_local
 
     return load_local(Settings())
+
+
+# The record of calls (server/history/) of the servers tests start goes to a folder of this run's, not to the
+# user's data folder: settings that name no PARLEY_DATA_DIR fall back to $XDG_DATA_HOME/parley.
+_DATA_HOME = tempfile.mkdtemp(prefix="parley-test-data-")
+os.environ["XDG_DATA_HOME"] = _DATA_HOME
+atexit.register(shutil.rmtree, _DATA_HOME, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the history (a package, so that an installed wheel carries them)."""
