@@ -21,7 +21,7 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from bench.serverproc import ServerProcess
-from client.call import CallClient
+from parley.rtc import CallClient
 from server.app import create_app
 from server.config import Settings
 from server.history import db

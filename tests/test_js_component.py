@@ -17,8 +17,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bench.serverproc import free_port
-from parley.audio import write_wav
 from examples.embed.backend import make_app
+from parley.audio import write_wav
 from server.app import CALLS
 from server.config import Settings
 from server.dialogue.modes import CHAT
