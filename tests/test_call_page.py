@@ -1,5 +1,5 @@
 """The call page as a phone call, in Debian's Chromium (Playwright, a fake microphone, scripted model stages):
-the call controls and their messages, the page on phones and desktops in light and dark, captions of an Arabic
+the call controls and their messages (and the call kept in the browser's own profile), the page on phones and desktops in light and dark, captions of an Arabic
 call right to left, and what shows during a call (timer, the line's quality, both level meters, the tones).
 
 What the page sent is read from ``window.parleyDebug.sent`` (every message the page put on the events channel), and
@@ -25,6 +25,16 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} is missing (apt-get install chromium to run it)"),
 ]
 
+# The sessions GET /history/sessions lists for a profile, once the last one has its end written (or [] after 5 s).
+HISTORY = """async (profile) => {
+  for (let i = 0; i < 25; i++) {
+    const r = await fetch("history/sessions", { headers: { "X-Parley-Profile": profile } });
+    const { sessions } = await r.json();
+    if (sessions.length && sessions[0].ended_at) return sessions;
+    await new Promise((done) => setTimeout(done, 200));
+  }
+  return [];
+}"""
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 800}
 
@@ -169,6 +179,13 @@ async def test_the_call_controls_send_their_messages_and_silence_the_microphone(
             await expect(page.locator("#state")).to_have_text("Not in a call")
             await expect(mute).to_have_attribute("aria-pressed", "false")  # the next call starts unmuted
             await expect(mute).to_be_disabled()
+
+            # The call went into this browser's profile (a random id it keeps), and into no other's.
+            profile = await page.evaluate("localStorage.getItem('parley-profile')")
+            assert re.fullmatch(r"[A-Za-z0-9_-]{22}", profile)
+            mine = await page.evaluate(HISTORY, profile)
+            assert len(mine) == 1 and mine[0]["ended_at"] and mine[0]["end_reason"]
+            assert await page.evaluate(HISTORY, "someone-else-entirely-0123456789") == []
         finally:
             await browser.close()
 

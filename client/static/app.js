@@ -1,7 +1,7 @@
 // The call page: one WebRTC call to the Parley server, hands-free. The call itself (signalling, events,
 // reconnecting, controls) is parley.js's, the same module apps embed; this file is the page around it.
 // Sound, Line and Devices are classic scripts loaded before it (sound.js, line.js, devices.js).
-import { Call } from "./parley.js";
+import { Call, newProfileId } from "./parley.js";
 import { CALL_AGAIN, DIRECTIONS, ENDED, Transcript, showScorecard } from "./transcript.js";
 import { bindControls } from "./controls.js";
 
@@ -112,6 +112,17 @@ function follow(current) {
   }));
 }
 
+// The person's profile between visits, without an account: a random id in this browser, their key to their records.
+function profileId() {
+  try {
+    let id = localStorage.getItem("parley-profile");
+    if (!id) localStorage.setItem("parley-profile", (id = newProfileId()));
+    return id;
+  } catch {
+    return undefined; // storage blocked (a framed page without third-party storage): the call keeps no record key
+  }
+}
+
 async function startCall() {
   if (starting || call) return; // a double click must not place two calls
   starting = true;
@@ -125,6 +136,7 @@ async function startCall() {
   $("call").classList.add("active");
   const current = new Call({
     url: ".", token, ...lastCall, audio: Devices.constraints().audio, audioElement: $("remote"),
+    profile: profileId(),
     // The server wants a token: the page's URL fragment (#token=...) did not have the right one.
     askToken: () => (token = window.prompt("This server needs an access token:") || ""),
   });

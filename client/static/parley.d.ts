@@ -123,6 +123,11 @@ export interface ConnectOptions {
   audio?: MediaStream | MediaTrackConstraints;
   /** Where the bot's voice plays; default a new <audio> element; null: not played (use the `track` event). */
   audioElement?: HTMLMediaElement | null;
+  /** Whose record the call goes into (GET /history): a random id the app keeps for the person, 16-128 of
+   *  `A-Za-z0-9-_` with at least 96 random bits (see `newProfileId`). A call token's `user` wins over it. */
+  profile?: string;
+  /** Shown with the profile's records; at most 64 printable characters. */
+  displayName?: string;
   /** Take a dropped call up again (POST /resume); default true. */
   reconnect?: boolean;
   /** Listeners subscribed before the call starts (`connect` only), as for `Call.on`. */
@@ -130,6 +135,9 @@ export interface ConnectOptions {
 }
 
 export declare const MIC_CONSTRAINTS: Readonly<MediaTrackConstraints>;
+
+/** A new random profile id (128 bits, base64url) for `ConnectOptions.profile`. */
+export declare function newProfileId(): string;
 
 export declare class ParleyError extends Error {
   constructor(message: string, status?: number);

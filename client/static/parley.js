@@ -18,6 +18,12 @@ const SESSION_HEADER = "X-Parley-Session"; // takes /resume to the worker that h
 /** The microphone processing a call asks for: echo cancellation matters most (the bot must not hear itself). */
 export const MIC_CONSTRAINTS = Object.freeze({ echoCancellation: true, noiseSuppression: true, autoGainControl: true });
 
+/** A new random profile id (128 bits, base64url) for `connect({profile})`: the person's key to their records. */
+export function newProfileId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
 /** A refusal by the server (HTTP 4xx/5xx with its JSON `error`), or a call that could not be placed. */
 export class ParleyError extends Error {
   /** @param {string} message @param {number} [status] the HTTP status, when the server answered */
@@ -133,7 +139,8 @@ export class Call extends EventTarget {
       const ice = going(await answerOf(await this._authorized("ice")));
       this.iceServers = ice.iceServers || [];
       const offer = going(await offerFrom(this._newPeer()));
-      const body = JSON.stringify({ ...offer, mode: this.mode, language: this.language });
+      const who = { profile: this.options.profile, display_name: this.options.displayName }; // for the record
+      const body = JSON.stringify({ ...offer, mode: this.mode, language: this.language, ...who });
       const headers = { "Content-Type": "application/json" };
       const answer = going(await answerOf(await this._authorized("offer", { method: "POST", headers, body })));
       this.sessionId = answer.session_id;
