@@ -16,7 +16,7 @@ import atexit
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import numpy as np
 import pytest
@@ -29,6 +29,7 @@ from server.config import Settings
 from server.providers.base import Providers
 from server.providers.local.tts import PiperTTS
 from tests.fakes import fake_providers
+from tests.pg_cluster import Cluster
 
 # The fast tier (make test-fast, pytest -m fast): every test that starts no server, places no call, loads no model
 # and runs no subprocess. It is marked here by what a test uses, so a new unit test joins it by itself.
@@ -149,3 +150,12 @@ def real_providers() -> Providers:
 _DATA_HOME = tempfile.mkdtemp(prefix="parley-test-data-")
 os.environ["XDG_DATA_HOME"] = _DATA_HOME
 atexit.register(shutil.rmtree, _DATA_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL server for the session's tests that ask for it (tests/pg_cluster.py)."""
+    cluster = Cluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()

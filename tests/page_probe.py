@@ -6,6 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -54,3 +57,19 @@ async def open_page(playwright: Any, tmp_path: Path, mic: str, url: str) -> tupl
     await page.add_init_script(PROBE)
     await page.goto(url + "/")
     return browser, page
+
+
+async def framing_site(frames: dict[str, str]) -> TestServer:
+    """A site of its own origin whose page frames ``frames["src"]`` (read when the page is asked for, so the
+    caller may learn the site's origin first) with the microphone allowed to it."""
+
+    async def home(_: web.Request) -> web.Response:
+        src = frames["src"]
+        html = f'<!doctype html><title>Portal</title><iframe src="{src}" allow="microphone; autoplay"></iframe>'
+        return web.Response(text=html, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", home)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return server

@@ -1,5 +1,6 @@
 """The call page as a phone call, in Debian's Chromium (Playwright, a fake microphone, scripted model stages):
-the call controls and their messages (and the call kept in the browser's own profile), the page on phones and desktops in light and dark, captions of an Arabic
+the call controls and their messages (and the call kept in the browser's own profile),
+the page on phones and desktops in light and dark, captions of an Arabic
 call right to left, and what shows during a call (timer, the line's quality, both level meters, the tones).
 
 What the page sent is read from ``window.parleyDebug.sent`` (every message the page put on the events channel), and

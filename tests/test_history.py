@@ -12,7 +12,7 @@ import sqlite3
 import sys
 import time
 from asyncio.subprocess import PIPE, STDOUT
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,6 @@ from tests.fake_openai import FakeOpenAI
 from tests.fakes import FakeLLM, fake_providers
 from tests.helpers import client_offer, is_, until
 from tests.interview_script import answer, question_at_end
-from tests.pg_cluster import Cluster
 
 ANN = "ann-profile-0123456789abcdef"
 BOB = "bob-profile-0123456789abcdef"
@@ -283,14 +282,6 @@ async def test_an_interview_keeps_each_question_as_judged_and_a_mode_change_star
     assert [(s["id"], s["mode"], s["language"], s["end_reason"]) for s in listed["sessions"]] == [
         (f"{call.session_id}.2", "chat", "fr", "requested"), (call.session_id, "interview", "en", "restarted"),
     ]  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Cluster]:
-    cluster = Cluster()
-    cluster.start()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,14 +33,6 @@ CARD = {"type": "scorecard", "questions": [QUESTION], "asked": 1, "answered": 1,
 def sqlite_url(folder: Path) -> str:
     """The SQLite file a server with ``PARLEY_DATA_DIR=folder`` uses."""
     return db.database_url(Settings(data_dir=str(folder)))
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Cluster]:
-    cluster = Cluster()
-    cluster.start()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -24,7 +24,7 @@ from server.config import Settings
 from server.dialogue.modes import CHAT
 from server.languages import LANGUAGES
 from tests.fakes import FakeLLM, fake_providers
-from tests.page_probe import CHROMIUM, open_page
+from tests.page_probe import CHROMIUM, framing_site, open_page
 
 pytestmark = [
     pytest.mark.browser,
@@ -44,20 +44,6 @@ LISTEN = """() => {
   }
 }"""
 HEARD = "(pred) => __heard.filter((e) => Object.entries(pred).every(([k, v]) => e[k] === v))"
-
-
-async def framing_site(src: str) -> TestServer:
-    """A third origin whose page frames ``src`` with the microphone allowed to it."""
-
-    async def home(_: web.Request) -> web.Response:
-        html = f'<!doctype html><title>Portal</title><iframe src="{src}" allow="microphone; autoplay"></iframe>'
-        return web.Response(text=html, content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/", home)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    return server
 
 
 async def heard(frame: Any, **pred: Any) -> list[dict[str, Any]]:
@@ -86,7 +72,7 @@ async def test_a_page_of_another_origin_holds_calls_with_the_element(
     parley = await start_server(fake_providers(llm=FakeLLM(ANSWER)), settings)
     backend = TestServer(make_app(parley, API_KEY), host="127.0.0.1", port=port)
     await backend.start_server()
-    portal = await framing_site(f"{origin}/") if framed else None
+    portal = await framing_site({"src": f"{origin}/"}) if framed else None
     mic = tmp_path / "mic.wav"
     write_wav(mic, silence(2.0))
     try:

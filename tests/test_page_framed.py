@@ -15,13 +15,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from parley.audio import write_wav
 from server.config import Settings
 from tests.fakes import fake_providers
-from tests.page_probe import CHROMIUM, open_page
+from tests.page_probe import CHROMIUM, framing_site, open_page
 
 pytestmark = [
     pytest.mark.browser,
@@ -81,21 +79,6 @@ async def proxied(tmp_path: Path) -> AsyncIterator[Callable[[str], Any]]:
         await process.wait()
 
 
-async def embedding_site(frames: dict[str, str]) -> TestServer:
-    """Another origin (another port) whose page frames ``frames["src"]``, with the microphone allowed to it."""
-
-    async def home(_: web.Request) -> web.Response:
-        src = frames["src"]
-        html = f'<!doctype html><title>Practice</title><iframe src="{src}" allow="microphone; autoplay"></iframe>'
-        return web.Response(text=html, content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/", home)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    return server
-
-
 @pytest.mark.parametrize("allowed", [True, False])
 async def test_a_site_frames_the_call_page_served_under_a_prefix(
     start_server: Callable[..., Any],
@@ -107,7 +90,7 @@ async def test_a_site_frames_the_call_page_served_under_a_prefix(
     from playwright.async_api import async_playwright, expect
 
     frames: dict[str, str] = {}
-    site = await embedding_site(frames)
+    site = await framing_site(frames)
     site_url = str(site.make_url("/")).rstrip("/")  # its origin: the server names it, or not
     settings = Settings(ice_loopback=True, frame_origins=site_url if allowed else "")
     frames["src"] = await proxied(await start_server(fake_providers(), settings))
