@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from server import admission, agent, ice, proxies, safe_json, sdp_guard, signalling, tokens
+from server import admission, agent, ice, page_policy, proxies, safe_json, sdp_guard, signalling, tokens
 from server.audio.outbound import ConnectionTrack
 from server.config import Settings
 from server.drain import DRAIN, Drain
@@ -52,7 +52,11 @@ def _default_providers(settings: Settings) -> Providers:
 def create_app(settings: Settings, providers_factory: ProvidersFactory | None = None) -> web.Application:
     trusted = proxies.parse_trusted(settings.trusted_proxies)
     # Through a trusted proxy, the caller's address, scheme and host come from its headers: before CORS reads them.
-    middlewares = [json_errors, *([proxies.forwarded(trusted)] if trusted else []), cors]
+    middlewares = [
+        json_errors,
+        *([proxies.forwarded(trusted)] if trusted else []),
+        page_policy.cors(settings, SESSION_HEADER),
+    ]
     app = web.Application(middlewares=middlewares)
     app[SETTINGS] = settings
     app[MODELS] = Models()
@@ -82,6 +86,7 @@ def create_app(settings: Settings, providers_factory: ProvidersFactory | None = 
     if settings.agent_port:
         app.cleanup_ctx.append(agent.agent_context(settings.host, settings.agent_port, lambda: agent_state(app)))
     app.on_shutdown.append(close_calls)
+    app.on_response_prepare.append(page_policy.html_csp(settings))
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/status", status)
@@ -118,45 +123,8 @@ async def json_errors(request: web.Request, handler: Callable) -> web.StreamResp
         return signalling.json_error(500, "internal server error")
 
 
-# The page loads nothing from elsewhere: scripts, styles and media come from this server only. Other sites may
-# frame it only where PARLEY_FRAME_ORIGINS names them.
-PAGE_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; media-src 'self' blob:; "
-    "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
-)
-
-
-def page_csp(settings: Settings) -> str:
-    return " ".join([PAGE_CSP, *settings.frame_origin_list()])
-
-
-def _same_origin(request: web.Request, origin: str) -> bool:
-    return origin == f"{request.scheme}://{request.host}"
-
-
-@web.middleware
-async def cors(request: web.Request, handler: Callable) -> web.StreamResponse:
-    """Pages of other origins may place calls only when PARLEY_CORS_ORIGINS names them; a refused origin is
-    turned away before any model time or peer connection is spent on it."""
-    origin = request.headers.get("Origin")
-    if not origin or _same_origin(request, origin):
-        return await handler(request)
-    allowed = {o.strip() for o in request.app[SETTINGS].cors_origins.split(",") if o.strip()}
-    if origin not in allowed:
-        return signalling.json_error(403, f"calls from {origin} are not allowed here")
-    headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-    if request.method == "OPTIONS":
-        headers |= {"Access-Control-Allow-Methods": "GET, POST, DELETE", "Access-Control-Max-Age": "600",
-                    "Access-Control-Allow-Headers": f"Content-Type, Authorization, {SESSION_HEADER}, "
-                                                    f"{history.PROFILE_HEADER}"}  # fmt: skip
-        return web.Response(status=204, headers=headers)
-    response = await handler(request)
-    response.headers.update(headers)
-    return response
-
-
 async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": page_csp(request.app[SETTINGS])})
+    return web.FileResponse(STATIC / "index.html")
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -129,6 +129,10 @@ async def test_the_page_forbids_anything_from_elsewhere(aiohttp_client):
     csp = page.headers["Content-Security-Policy"]
     assert "default-src 'self'" in csp and "script-src 'self'" in csp
     assert "http" not in (await page.text()).replace('"/static', "")  # no third-party URL in the page
+    # The same page by its file's own URL, and any other page under /static/, is under the same policy; scripts are not.
+    for path in ("/static/index.html", "/static/parley.js"):
+        other = await client.get(path)
+        assert other.status == 200 and other.headers.get("Content-Security-Policy") == (csp if ".html" in path else None)
 
 
 async def test_a_stalled_event_loop_is_noticed(aiohttp_client, caplog):
