@@ -133,9 +133,11 @@ async def test_the_history_page_lists_opens_charts_exports_and_deletes_only_its_
             )
             by_topic = sorted(answered, key=lambda q: q["topic"])
             assert [verdict for verdict, _ in squares] == [q["verdict"] for q in by_topic]
-            assert all(q["topic"] in title for (_, title), q in zip(squares, by_topic, strict=True))
+            assert all(q["topic"].replace("_", " ") in title for (_, title), q in zip(squares, by_topic, strict=True))
             await expect(page.locator("#language-chart rect.minutes")).to_have_count(2)
             await expect(page.locator("#language-chart svg")).to_contain_text("1 session")
+            chart_words = await page.get_attribute("#verdict-chart svg", "aria-label")
+            assert "partly right" in chart_words and "not right" in chart_words  # the chart in words
 
             # Opening the interview (from the keyboard): its transcript and its scorecard; Escape goes back.
             await items.nth(1).locator("button").focus()

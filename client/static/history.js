@@ -62,6 +62,10 @@ function duration(session) {
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 }
 
+function topicName(topic) {
+  return topic.replaceAll("_", " ");
+}
+
 function language(code) {
   return languageNames[code] || code;
 }
@@ -199,6 +203,12 @@ function svg(tag, attributes, text) {
   return made;
 }
 
+// A chart at its own size in CSS pixels (its text as large as the page's): a narrow screen scrolls it sideways.
+// Its label says in words all that it shows (a screen reader reads no shapes).
+function sized(width, height, label) {
+  return svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": label });
+}
+
 function titled(shape, title) {
   shape.append(svg("title", {}, title));
   return shape;
@@ -215,24 +225,25 @@ function drawVerdicts(interviews) {
     return;
   }
   const topics = [...new Set(judged.flatMap((s) => s.questions.map((q) => q.topic)))].sort();
-  const label = 150, column = 64, row = 30, box = 12, top = 24;
+  const label = 140, column = 64, row = 30, box = 16, top = 24;
   const most = Math.max(...judged.flatMap((s) => topics.map((t) => s.questions.filter((q) => q.topic === t).length)));
   const width = label + judged.length * Math.max(column, most * (box + 2) + 8);
   const step = (width - label) / judged.length;
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${top + topics.length * row}`, role: "img",
-    "aria-labelledby": "verdicts-title", class: "verdicts" });
+  const said = judged.map((s) => `${when(s.started_at)}: ` + s.questions.map((q) => `${topicName(q.topic)} ` +
+    (VERDICTS.find(([v]) => v === q.verdict)?.[1] || q.verdict).toLowerCase()).join(", "));
+  const chart = sized(width, top + topics.length * row, `Interview answers by topic. ${said.join(". ")}.`);
   judged.forEach((s, i) => {
     const day = new Date(s.started_at).toLocaleDateString(undefined, { month: "short", day: "numeric" });
     chart.append(titled(svg("text", { x: label + i * step + 4, y: 14, class: "axis" }, day), when(s.started_at)));
   });
   topics.forEach((topic, r) => {
     const y = top + r * row;
-    chart.append(svg("text", { x: 0, y: y + box, class: "axis" }, topic.replace("_", " ")));
+    chart.append(svg("text", { x: 0, y: y + box, class: "axis" }, topicName(topic)));
     judged.forEach((s, i) => {
       s.questions.filter((q) => q.topic === topic).forEach((q, n) => {
         const name = VERDICTS.find(([v]) => v === q.verdict)?.[1] || q.verdict;
         chart.append(titled(svg("rect", { x: label + i * step + 4 + n * (box + 2), y: y + 2, width: box,
-          height: box, rx: 2, class: "verdict " + q.verdict }), `${when(s.started_at)}, ${topic}: ${name}`));
+          height: box, rx: 2, class: "verdict " + q.verdict }), `${when(s.started_at)}, ${topicName(topic)}: ${name}`));
       });
     });
   });
@@ -255,10 +266,11 @@ function drawLanguages() {
     entry.minutes += seconds(s) / 60;
   }
   const rows = Object.entries(per).sort((a, b) => b[1].minutes - a[1].minutes);
-  const label = 150, bar = 22, gap = 10, width = 600, room = 230;
+  const label = 120, bar = 22, gap = 10, width = 480, room = 150;
   const most = Math.max(...rows.map(([, e]) => e.minutes), 1 / 60);
-  const chart = svg("svg", { viewBox: `0 0 ${width} ${rows.length * (bar + gap)}`, role: "img",
-    "aria-labelledby": "languages-title", class: "languages" });
+  const said = rows.map(([code, e]) => `${language(code)}: ${e.sessions} session${e.sessions === 1 ? "" : "s"}, ` +
+    `${e.minutes.toFixed(1)} minutes`);
+  const chart = sized(width, rows.length * (bar + gap), `Sessions and minutes per language. ${said.join(". ")}.`);
   rows.forEach(([code, e], r) => {
     const y = r * (bar + gap);
     const words = `${e.sessions} session${e.sessions === 1 ? "" : "s"}, ${e.minutes.toFixed(1)} min`;
