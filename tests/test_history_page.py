@@ -33,6 +33,12 @@ pytestmark = [
 ANN = "ann-profile-0123456789abcdef"
 BOB = "bob-profile-0123456789abcdef"
 CHAT_REPLY = "Très bien, parlons."
+# The chat's first reply, cut off by the next line typed: about 5 s of the fake voice.
+LONG_REPLY = (
+    "Je vais vous expliquer cela lentement et avec soin. Un processus possède sa mémoire et ses ressources. "
+    "Un fil d'exécution tourne dans un processus et partage cette mémoire avec les autres fils. C'est pourquoi "
+    "les fils sont moins chers à lancer mais demandent des verrous. Est-ce que cela vous semble clair ?"
+)
 TEXTS = ["h1", "h2", "h3", ".tagline", "label", "button", ".session time", ".session .what", "#past-transcript li",
          "#past-score-questions li", "#status", ".legend li"]  # fmt: skip
 
@@ -91,8 +97,7 @@ async def test_the_history_page_lists_opens_charts_exports_and_deletes_only_its_
     mic = tmp_path / "mic.wav"
     write_wav(mic, silence(2.0))
     settings = Settings(ice_loopback=True, hangover_ms=500, turn_model="off", data_dir=str(tmp_path))
-    url = await start_server(fake_providers(llm=FakeLLM(CHAT_REPLY)), settings)
-    interview_id = await interview(url)
+    url = await start_server(fake_providers(llm=FakeLLM(LONG_REPLY, CHAT_REPLY)), settings)
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True,
@@ -108,12 +113,17 @@ async def test_the_history_page_lists_opens_charts_exports_and_deletes_only_its_
             await start_call(page, "chat", "fr")
             await page.fill("#text", "Bonjour")
             await page.press("#text", "Enter")
+            await page.wait_for_function("() => document.getElementById('state').textContent === 'Speaking'")
+            await page.wait_for_timeout(1000)
+            await page.fill("#text", "Attendez, autre chose")  # cuts the long reply off
+            await page.press("#text", "Enter")
             await expect(page.locator("#transcript li.assistant:not(.live)", has_text=CHAT_REPLY)).to_have_count(1)
             await page.click("#call")
             await page.wait_for_function("() => document.getElementById('state').textContent === 'Not in a call'")
+            interview_id = await interview(url)
             await started_apps[-1][WRITER].flush()
             status, listed = await api_json(url, "GET", "/history/sessions", ANN)
-            assert status == 200 and [s["mode"] for s in listed["sessions"]] == ["chat", "interview"]
+            assert status == 200 and [s["mode"] for s in listed["sessions"]] == ["interview", "chat"]
             assert (await api_json(url, "GET", "/history/profile", ANN))[1]["display_name"] == "Ann"
             _, recorded = await api_json(url, "GET", f"/history/sessions/{interview_id}", ANN)
             answered = [q for q in recorded["questions"] if q["verdict"] != "unanswered"]
@@ -123,9 +133,9 @@ async def test_the_history_page_lists_opens_charts_exports_and_deletes_only_its_
             await open_history(page, url)
             items = page.locator("#sessions li.session")
             await expect(items).to_have_count(2)
-            await expect(items.nth(0)).to_contain_text("Free chat in Français")
-            await expect(items.nth(1)).to_contain_text("Mock interview in English")
-            await expect(items.nth(1)).to_contain_text("ended: hung up")
+            await expect(items.nth(0)).to_contain_text("Mock interview in English")
+            await expect(items.nth(0)).to_contain_text("ended: hung up")
+            await expect(items.nth(1)).to_contain_text("Free chat in Français")
 
             # The chart: a square per judged answer, coloured by verdict, in its topic's row; a bar per language.
             squares = await page.eval_on_selector_all(
@@ -140,7 +150,7 @@ async def test_the_history_page_lists_opens_charts_exports_and_deletes_only_its_
             assert "partly right" in chart_words and "not right" in chart_words  # the chart in words
 
             # Opening the interview (from the keyboard): its transcript and its scorecard; Escape goes back.
-            await items.nth(1).locator("button").focus()
+            await items.nth(0).locator("button").focus()
             await page.keyboard.press("Enter")
             await expect(page.locator("#detail")).to_be_focused()
             await expect(page.locator("#past-transcript li")).to_have_count(len(recorded["turns"]))
@@ -170,7 +180,7 @@ async def test_the_history_page_lists_opens_charts_exports_and_deletes_only_its_
                     assert not small, (scheme, size, small)
             await page.keyboard.press("Escape")
             await expect(page.locator("#detail")).to_be_hidden()
-            await expect(items.nth(1).locator("button")).to_be_focused()
+            await expect(items.nth(0).locator("button")).to_be_focused()
 
             # Another browser profile sees none of it.
             bob, other = await on_page(browser, BOB, url)
@@ -181,7 +191,13 @@ async def test_the_history_page_lists_opens_charts_exports_and_deletes_only_its_
             await bob.close()
 
             # Deleting asks first: declined, nothing goes; accepted, the session goes; then everything.
-            await items.nth(0).locator("button").click()
+            # The chat: both sides, the reply cut off marked so.
+            await items.nth(1).locator("button").click()
+            cut = page.locator("#past-transcript li.interrupted")
+            await expect(cut).to_have_count(1)
+            await expect(cut).to_have_class("assistant interrupted")
+            await expect(page.locator("#past-transcript li.user")).to_have_count(2)
+            await expect(page.locator("#past-scorecard")).to_be_hidden()
             page.once("dialog", lambda dialog: dialog.dismiss())
             await page.click("#delete-one")
             await expect(items).to_have_count(2)
