@@ -104,6 +104,8 @@ async def test_the_history_page_lists_opens_charts_exports_and_deletes_only_its_
                                           args=[*FLAGS, f"--use-file-for-fake-audio-capture={mic}"])  # fmt: skip
         try:
             ann, page = await on_page(browser, ANN, url)
+            refused: list[str] = []  # whatever the page's content security policy blocked
+            page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
             # A name given on the history page goes with the next call placed from the call page.
             await open_history(page, url)
             await page.fill("#display-name", "Ann")
@@ -167,6 +169,7 @@ async def test_the_history_page_lists_opens_charts_exports_and_deletes_only_its_
             everything = json.loads(await downloaded(page, "#export-all-json"))
             assert {s["id"] for s in everything["sessions"]} == {s["id"] for s in listed["sessions"]}
 
+            assert not refused, refused
             # Phones and desktops, light and dark: nothing wider than the screen, readable, big enough to tap.
             for scheme in ("light", "dark"):
                 await page.emulate_media(color_scheme=scheme)
