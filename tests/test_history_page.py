@@ -217,3 +217,26 @@ async def test_the_history_page_lists_opens_charts_exports_and_deletes_only_its_
             await ann.close()
         finally:
             await browser.close()
+
+
+async def test_where_calls_need_the_servers_token_the_history_page_uses_the_one_the_call_page_was_given(
+    start_server: Callable[..., Any], tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    settings = Settings(ice_loopback=True, turn_model="off", data_dir=str(tmp_path), token="history-page-token")
+    url = await start_server(fake_providers(), settings)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            _, page = await on_page(browser, ANN, url)
+            await open_history(page, url)  # no token: refused, in words
+            await expect(page.locator("#status")).to_contain_text("a bearer is required")
+            await page.goto(url + "/#token=history-page-token")
+            await page.click("text=Your practice history")
+            await page.wait_for_selector("body[data-loaded]", state="attached", timeout=10_000)
+            assert page.url.endswith("/static/history.html#token=history-page-token")
+            await expect(page.locator("#status")).to_have_text("")
+            await expect(page.locator("#sessions")).to_contain_text("No sessions yet")
+        finally:
+            await browser.close()
