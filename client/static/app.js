@@ -18,7 +18,11 @@ let lastCall = null; // the mode and language of the call placed last: "Call aga
 const transcript = new Transcript($("transcript"));
 // The server's token (PARLEY_TOKEN), or a call token an app minted for this call: from #token=... in the URL.
 let token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
-if (token) $("history-link").hash = "token=" + encodeURIComponent(token); // the history needs it too
+// The history page needs the same token: its link carries it (in the fragment, never sent to the server).
+function linkHistory() {
+  if (token) $("history-link").hash = "token=" + encodeURIComponent(token);
+}
+linkHistory();
 
 // For tests and embedding pages: every message the page sent, the tones it played, the microphone's state, and
 // the call's connection and channel (window.pc, window.channel) and a way to inject a server message (onEvent).
@@ -148,7 +152,11 @@ async function startCall() {
     url: ".", token, ...lastCall, audio: Devices.constraints().audio, audioElement: $("remote"),
     profile: profileId(), displayName: displayName(),
     // The server wants a token: the page's URL fragment (#token=...) did not have the right one.
-    askToken: () => (token = window.prompt("This server needs an access token:") || ""),
+    askToken: () => {
+      token = window.prompt("This server needs an access token:") || "";
+      linkHistory();
+      return token;
+    },
   });
   call = current;
   follow(current);
