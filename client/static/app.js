@@ -18,6 +18,11 @@ let lastCall = null; // the mode and language of the call placed last: "Call aga
 const transcript = new Transcript($("transcript"));
 // The server's token (PARLEY_TOKEN), or a call token an app minted for this call: from #token=... in the URL.
 let token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
+// The history page needs the same token: its link carries it (in the fragment, never sent to the server).
+function linkHistory() {
+  if (token) $("history-link").hash = "token=" + encodeURIComponent(token);
+}
+linkHistory();
 
 // For tests and embedding pages: every message the page sent, the tones it played, the microphone's state, and
 // the call's connection and channel (window.pc, window.channel) and a way to inject a server message (onEvent).
@@ -123,6 +128,15 @@ function profileId() {
   }
 }
 
+// The name the person gave on the history page (history.js), recorded with their calls; none by default.
+function displayName() {
+  try {
+    return localStorage.getItem("parley-name") || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function startCall() {
   if (starting || call) return; // a double click must not place two calls
   starting = true;
@@ -136,9 +150,13 @@ async function startCall() {
   $("call").classList.add("active");
   const current = new Call({
     url: ".", token, ...lastCall, audio: Devices.constraints().audio, audioElement: $("remote"),
-    profile: profileId(),
+    profile: profileId(), displayName: displayName(),
     // The server wants a token: the page's URL fragment (#token=...) did not have the right one.
-    askToken: () => (token = window.prompt("This server needs an access token:") || ""),
+    askToken: () => {
+      token = window.prompt("This server needs an access token:") || "";
+      linkHistory();
+      return token;
+    },
   });
   call = current;
   follow(current);
