@@ -16,6 +16,7 @@ from server.config import Settings
 from server.drain import DRAIN, Drain
 from server.heap import AfterCalls
 from server.history import api as history
+from server.history import continuity
 from server.languages import catalogue
 from server.metrics import Metrics
 from server.models import Models, ProvidersFactory, load
@@ -364,6 +365,7 @@ async def _place(
 
     call.on_close.append(forget)
     history.record(app, call, profile, display_name)
+    continuity.resume(app, call, profile)  # an interview picks up where the person's last one ended
     call.answered()
     user = f" for user {call.user!r}" if call.user is not None else ""
     logger.info("call %s: %s/%s from %s%s", session_id, mode, language, address, user)

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from server.config import Settings
-from server.dialogue.bank import LEVELS, Bank, Question, default_bank
+from server.dialogue.bank import LEVELS, Bank, Past, Question, default_bank
 from server.dialogue.conversation import Conversation
 from server.dialogue.judge import Judge, Judgement, Verdict
 from server.dialogue.scorecard import Record, scorecard
@@ -256,6 +256,15 @@ class Interview:
         self.current: Question | None = None
         self.records: list[Record] = []
         self.asked: set[str] = set()
+        self.past: Past | None = None  # the person's earlier interviews, once read (continue_from)
+
+    def continue_from(self, past: Past) -> None:
+        """Picks up where the person's earlier interviews left off: their last level (unless this one has moved
+        already), and the questions they were asked and the topics they missed, for every pick from now on. It
+        may come after the first question was asked: the greeting never waits for the history."""
+        self.past = past
+        if not self.records and past.level in LEVELS:
+            self.level = past.level
 
     def prompt(self) -> list[ChatMessage]:
         """What every feedback request starts with: the same prefix each time, so the embedded model's KV
@@ -281,7 +290,7 @@ class Interview:
 
     def _pick(self) -> Question | None:
         last = self.current.topic if self.current else None
-        return self.bank.pick(self.rng, self.level, self.asked, last)
+        return self.bank.pick(self.rng, self.level, self.asked, last, self.past)
 
     def _ask(self, question: Question | None) -> None:
         self.current = question
@@ -313,7 +322,7 @@ class Interview:
     def _moving_on(self, plan: Plan, current: Question, verdict: Verdict | None = None) -> Plan:
         level = self._next_level(verdict)
         asked = self.asked | {current.id}
-        plan.next_question = self.bank.pick(self.rng, level, asked, current.topic)
+        plan.next_question = self.bank.pick(self.rng, level, asked, current.topic, self.past)
         if plan.next_question is None:
             plan.closing = DONE
         else:
