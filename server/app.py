@@ -339,6 +339,8 @@ async def _place(
         session_id, pc, settings, models.providers, models.vad, app[METRICS], mode, language, grant, models.turn
     )
     call.attach()
+    # An interview picks up where the person's last one ended: read while the connection is made, never waited for.
+    continuity.resume(app, call, profile)
     try:
         answer = await signalling.answer(pc, sdp, ConnectionTrack(call.track), settings.ice_loopback, app[ICE_ALLOW])
     except signalling.OfferError as exc:
@@ -365,7 +367,6 @@ async def _place(
 
     call.on_close.append(forget)
     history.record(app, call, profile, display_name)
-    continuity.resume(app, call, profile)  # an interview picks up where the person's last one ended
     call.answered()
     user = f" for user {call.user!r}" if call.user is not None else ""
     logger.info("call %s: %s/%s from %s%s", session_id, mode, language, address, user)
