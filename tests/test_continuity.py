@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from server.config import Settings
 from server.dialogue.bank import Past
 from server.dialogue.interview import Interview
 from server.dialogue.judge import Judge
@@ -16,6 +20,7 @@ from server.dialogue.scorecard import Record
 from server.history import continuity, db
 from server.history.store import Store
 from tests.interview_script import BANK
+from tests.pg_cluster import Cluster
 
 MID = [q for q in BANK.questions if q.level == "mid"]
 
@@ -61,9 +66,27 @@ def test_an_interview_handed_its_past_starts_at_the_level_it_ended_and_asks_noth
     assert Interview(BANK, Judge(), random.Random(3)).level == "mid"  # no past: today's start
 
 
-def test_the_past_is_read_from_the_profiles_own_interviews(tmp_path: Path):
-    url = f"sqlite+aiosqlite:///{tmp_path / db.SQLITE_FILE}"
-    db.migrate(url)
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Cluster]:
+    cluster = Cluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated database: a file of the test's own, or a new database on a throwaway PostgreSQL server."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / db.SQLITE_FILE}"
+    else:
+        cluster: Cluster = request.getfixturevalue("postgres")
+        url = db.database_url(Settings(database_url=await cluster.new_database()))
+    await asyncio.to_thread(db.migrate, url)
+    return url
+
+
+async def test_the_past_is_read_from_the_profiles_own_interviews(url: str):
     qs = {q.id: q for q in BANK.questions}
 
     def row(qid: str, verdict: str) -> dict:
@@ -71,9 +94,9 @@ def test_the_past_is_read_from_the_profiles_own_interviews(tmp_path: Path):
         return {"id": qid, "topic": q.topic, "level": q.level, "question": q.text, "verdict": verdict,
                 "covered": [], "missed": [kp.point for kp in q.key_points] if verdict != "correct" else []}  # fmt: skip
 
-    async def main() -> tuple[Past, Past, Past]:
-        store = Store(db.create_engine(url))
-        start = datetime(2026, 1, 1, tzinfo=UTC)
+    store = Store(db.create_engine(url))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    try:
         for i, (profile, card_level, questions) in enumerate([
             ("p:ann", "junior", [row("db-index", "wrong"), row("cc-hash-map", "correct"), row("bh-mistake", "partly")]),
             ("p:ann", "senior", [row("db-sql-nosql", "correct"), row("sd-caching", "skipped"),
@@ -87,13 +110,9 @@ def test_the_past_is_read_from_the_profiles_own_interviews(tmp_path: Path):
             card = {"asked": 3, "answered": 2, "level": card_level, "totals": {}, "study_next": []}
             await store.save_scorecard(session, card, start)
         await store.start_session("chat", "chat", "p:ann", "chat", "en", start + timedelta(days=1))
-        try:
-            return (await continuity.load(store.engine, "p:ann"), await continuity.load(store.engine, "p:bob"),
-                    await continuity.load(store.engine, "p:nobody"))  # fmt: skip
-        finally:
-            await store.close()
-
-    ann, bob, nobody = asyncio.run(main())
+        ann, bob, nobody = [await continuity.load(store.engine, p) for p in ("p:ann", "p:bob", "p:nobody")]
+    finally:
+        await store.close()
     assert ann.level == "senior"  # where the last interview ended
     assert ann.asked == ("db-index", "cc-hash-map", "bh-mistake", "db-sql-nosql", "sd-caching", "cd-ci")
     # databases was missed, then answered well; behavioural and system design were missed last time they came.
