@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -66,21 +65,13 @@ def test_an_interview_handed_its_past_starts_at_the_level_it_ended_and_asks_noth
     assert Interview(BANK, Judge(), random.Random(3)).level == "mid"  # no past: today's start
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Cluster]:
-    cluster = Cluster()
-    cluster.start()
-    yield cluster
-    cluster.stop()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 async def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated database: a file of the test's own, or a new database on a throwaway PostgreSQL server."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / db.SQLITE_FILE}"
     else:
-        cluster: Cluster = request.getfixturevalue("postgres")
+        cluster: Cluster = request.getfixturevalue("postgres")  # (tests/conftest.py)
         url = db.database_url(Settings(database_url=await cluster.new_database()))
     await asyncio.to_thread(db.migrate, url)
     return url
