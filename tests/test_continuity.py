@@ -110,3 +110,20 @@ async def test_the_past_is_read_from_the_profiles_own_interviews(url: str):
     assert ann.weak_topics == {"behavioural", "system_design"}
     assert (bob.level, bob.asked, bob.weak_topics) == ("junior", ("sd-cdn",), {"system_design"})
     assert nobody == Past()
+
+
+def test_an_interview_started_over_carries_its_past_and_itself():
+    interview = Interview(BANK, Judge(), random.Random(5))
+    interview.continue_from(Past(level="mid", asked=("db-index", "cc-hash-map"), weak_topics=frozenset({"coding"})))
+    first = interview.first_question()
+    assert first.topic == "coding"
+    interview.records.append(Record(first, "correct"))  # the missed topic, answered well now
+    interview.level = "senior"
+    second = BANK.by_id("bh-change")
+    interview.records.append(Record(second, "wrong"))
+    interview._ask(BANK.by_id("db-sharding"))  # on the table when the person started over
+    carried = interview.carried()
+    assert carried.level == "senior"
+    assert carried.asked == ("db-index", "cc-hash-map", first.id, "bh-change", "db-sharding")
+    assert carried.weak_topics == {"behavioural"}
+    assert Interview(BANK, Judge()).carried() == Past()  # nothing asked, nothing read: nothing carried

@@ -36,7 +36,7 @@ async def interview(start_server, started_apps, tmp_path: Path) -> AsyncIterator
 
     async def run(
         profile: str, kinds: list[str], placed: list[float] | None = None,
-        before: Callable[[], Coroutine[Any, Any, None]] | None = None,
+        before: Callable[[], Coroutine[Any, Any, None]] | None = None, restart: list[Question] | None = None,
     ) -> tuple[list[Question], Any]:  # fmt: skip
         call = ProfileCall(url, profile, mode="interview")
         opened.append(call)
@@ -57,6 +57,11 @@ async def interview(start_server, started_apps, tmp_path: Path) -> AsyncIterator
             call.send({"type": "text", "text": said})
             _, reply = await call.wait_for(is_("transcript", role="assistant", interrupted=False), 20, sent)
             asked.append(question_at_end(reply["text"]))
+        if restart is not None:  # the interview started over within the call: its greeting's question
+            sent = time.monotonic()
+            call.send({"type": "mode", "mode": "interview", "language": "en"})
+            _, greeting = await call.wait_for(is_("transcript", role="assistant"), 20, sent)
+            restart.append(question_at_end(greeting["text"]))
         card = await call.end()
         await started_apps[-1][WRITER].flush()
         assert None not in asked, asked
@@ -79,8 +84,13 @@ async def test_a_second_interview_continues_the_first_and_another_profile_starts
     assert not {q.id for q in second} & {q.id for q in first}  # no question asked again
     assert all(q.level == "senior" for q in second)
 
-    fresh, _ = await run(BOB, [])
+    restarted: list[Question] = []
+    fresh, _ = await run(BOB, ["wrong"], restart=restarted)
     assert fresh[0].level == "mid"  # another person: today's start
+    # Started over within the call: it goes on from this call's interview (easier after the wrong answer, the
+    # missed topic first, nothing asked again) without waiting for the history to catch up.
+    assert (restarted[0].level, restarted[0].topic) == ("junior", fresh[0].topic), restarted
+    assert restarted[0] not in fresh
 
 
 async def test_a_database_that_cannot_be_read_at_call_start_leaves_todays_interview(

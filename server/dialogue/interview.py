@@ -266,6 +266,20 @@ class Interview:
         if not self.records and past.level in LEVELS:
             self.level = past.level
 
+    def carried(self) -> Past:
+        """What an interview started over in the same call continues from: this one's past, then this one (its
+        level, its questions, and each topic's latest verdict)."""
+        past = self.past or Past()
+        mine = [r.question.id for r in self.records] + ([self.current.id] if self.current is not None else [])
+        weak = set(past.weak_topics)
+        for record in self.records:  # in order: a topic's latest answer decides
+            (weak.discard if record.status == "correct" else weak.add)(record.question.topic)
+        return Past(
+            level=self.level if self.records else past.level,
+            asked=tuple(q for q in past.asked if q not in mine) + tuple(mine),
+            weak_topics=frozenset(weak),
+        )
+
     def prompt(self) -> list[ChatMessage]:
         """What every feedback request starts with: the same prefix each time, so the embedded model's KV
         cache keeps it (the session warms it while the greeting plays)."""

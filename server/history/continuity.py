@@ -77,10 +77,19 @@ def resume(app: web.Application, call: Call, page_profile: str | None) -> None:
     if history is None or key is None:
         return
     engine = history.writer.store.engine
+    last: list[Interview] = []  # the call's latest interview
 
     def start(*_: str) -> None:
         interview = call.responder.interview
-        if interview is not None:
+        if interview is None:
+            return
+        before = last[-1] if last else None
+        last[:] = [interview]
+        if before is not None and before.past is not None:
+            # Started over within the call (the greeting asks now): what was read, with what was asked since,
+            # rather than a read that may not see the last few questions yet (the writer is behind the call).
+            interview.continue_from(before.carried())
+        else:
             call.spawn(_hand_over(engine, history.ready, key[0], interview, call.session_id))
 
     start()
