@@ -16,6 +16,7 @@ from server.config import Settings
 from server.drain import DRAIN, Drain
 from server.heap import AfterCalls
 from server.history import api as history
+from server.history import continuity
 from server.languages import catalogue
 from server.metrics import Metrics
 from server.models import Models, ProvidersFactory, load
@@ -306,6 +307,8 @@ async def _place(
         session_id, pc, settings, models.providers, models.vad, app[METRICS], mode, language, grant, models.turn
     )
     call.attach()
+    # An interview picks up where the person's last one ended: read while the connection is made, never waited for.
+    continuity.resume(app, call, profile)
     try:
         answer = await signalling.answer(pc, sdp, ConnectionTrack(call.track), settings.ice_loopback, app[ICE_ALLOW])
     except signalling.OfferError as exc:

@@ -67,6 +67,7 @@ def test_the_wrong_answer_covers_nothing_and_built_answers_cover_what_they_were_
         for kind in ("correct", "partial"):
             said, covered = answer(question, kind)
             assert offline_coverage(question, said) == covered, (question.id, kind)
+            assert detect_intent(said) is Intent.ANSWER, (question.id, said)  # not "pass", "skip", "wait"...
 
 
 async def _reply(interview: Interview, text: str, llm: FakeLLM) -> str:

@@ -17,10 +17,11 @@ HASH_MAP = BANK.by_id("cc-hash-map")
 
 
 def test_the_bank_covers_every_topic_at_every_level():
+    assert len(BANK.questions) >= 100
     for topic in ("system_design", "coding", "behavioural", "cloud_devops", "databases"):
         questions = [q for q in BANK.questions if q.topic == topic]
-        assert len(questions) >= 6, topic
-        assert {q.level for q in questions} == set(LEVELS), topic
+        # Enough at each level for several interviews in a row that repeat no question (continuity).
+        assert all(sum(q.level == level for q in questions) >= 6 for level in LEVELS), topic
         for q in questions:
             assert 3 <= len(q.key_points) <= 5 and q.text.endswith(("?", ".")), q.id
 

@@ -33,6 +33,15 @@ class Question:
 
 
 @dataclass(frozen=True)
+class Past:
+    """What a person's earlier interviews say (server/history/continuity.py reads it from their history)."""
+
+    level: str | None = None  # where the last one ended
+    asked: tuple[str, ...] = ()  # question ids asked before, each once, most recent last
+    weak_topics: frozenset[str] = frozenset()  # topics whose last question was missed
+
+
+@dataclass(frozen=True)
 class Bank:
     topics: dict[str, str]  # id -> words for it ("cloud and DevOps")
     questions: tuple[Question, ...]
@@ -43,16 +52,29 @@ class Bank:
                 return question
         raise KeyError(question_id)
 
-    def pick(self, rng: random.Random, level: str, asked: set[str], last_topic: str | None) -> Question | None:
-        """A question not asked yet: at ``level`` if one is left, else the nearest level; on another topic
-        than the last one where possible (an interview moves around). None when all were asked."""
+    def pick(
+        self,
+        rng: random.Random,
+        level: str,
+        asked: set[str],
+        last_topic: str | None,
+        past: Past | None = None,
+    ) -> Question | None:
+        """A question not asked yet: at ``level`` if one is left, else the nearest level. Within a level, one the
+        person was not asked in an earlier interview (``past``) first, then the one asked longest ago (the level's
+        bank is used up); a topic they last missed before others (it comes back sooner); on another topic than the
+        last one where possible (an interview moves around). None when all were asked."""
         left = [q for q in self.questions if q.id not in asked]
         if not left:
             return None
         target = LEVELS.index(level)
+        before = {qid: at for at, qid in enumerate(past.asked)} if past else {}
+        # A weak topic asked again in this interview has come back: it is not pushed forward a second time.
+        weak = (past.weak_topics if past else frozenset()) - {q.topic for q in self.questions if q.id in asked}
 
-        def rank(q: Question) -> tuple[int, int]:
-            return abs(LEVELS.index(q.level) - target), int(q.topic == last_topic)
+        def rank(q: Question) -> tuple[int, int, int, int]:
+            return (abs(LEVELS.index(q.level) - target), before.get(q.id, -1), int(q.topic not in weak),
+                    int(q.topic == last_topic))  # fmt: skip
 
         best = min(rank(q) for q in left)
         return rng.choice([q for q in left if rank(q) == best])

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from server.config import Settings
-from server.dialogue.bank import LEVELS, Bank, Question, default_bank
+from server.dialogue.bank import LEVELS, Bank, Past, Question, default_bank
 from server.dialogue.conversation import Conversation
 from server.dialogue.judge import Judge, Judgement, Verdict
 from server.dialogue.scorecard import Record, scorecard
@@ -256,6 +256,29 @@ class Interview:
         self.current: Question | None = None
         self.records: list[Record] = []
         self.asked: set[str] = set()
+        self.past: Past | None = None  # the person's earlier interviews, once read (continue_from)
+
+    def continue_from(self, past: Past) -> None:
+        """Picks up where the person's earlier interviews left off: their last level (unless this one has moved
+        already), and the questions they were asked and the topics they missed, for every pick from now on. It
+        may come after the first question was asked: the greeting never waits for the history."""
+        self.past = past
+        if not self.records and past.level in LEVELS:
+            self.level = past.level
+
+    def carried(self) -> Past:
+        """What an interview started over in the same call continues from: this one's past, then this one (its
+        level, its questions, and each topic's latest verdict)."""
+        past = self.past or Past()
+        mine = [r.question.id for r in self.records] + ([self.current.id] if self.current is not None else [])
+        weak = set(past.weak_topics)
+        for record in self.records:  # in order: a topic's latest answer decides
+            (weak.discard if record.status == "correct" else weak.add)(record.question.topic)
+        return Past(
+            level=self.level if self.records else past.level,
+            asked=tuple(q for q in past.asked if q not in mine) + tuple(mine),
+            weak_topics=frozenset(weak),
+        )
 
     def prompt(self) -> list[ChatMessage]:
         """What every feedback request starts with: the same prefix each time, so the embedded model's KV
@@ -281,7 +304,7 @@ class Interview:
 
     def _pick(self) -> Question | None:
         last = self.current.topic if self.current else None
-        return self.bank.pick(self.rng, self.level, self.asked, last)
+        return self.bank.pick(self.rng, self.level, self.asked, last, self.past)
 
     def _ask(self, question: Question | None) -> None:
         self.current = question
@@ -313,7 +336,7 @@ class Interview:
     def _moving_on(self, plan: Plan, current: Question, verdict: Verdict | None = None) -> Plan:
         level = self._next_level(verdict)
         asked = self.asked | {current.id}
-        plan.next_question = self.bank.pick(self.rng, level, asked, current.topic)
+        plan.next_question = self.bank.pick(self.rng, level, asked, current.topic, self.past)
         if plan.next_question is None:
             plan.closing = DONE
         else:
