@@ -19,7 +19,7 @@ from server.config import Settings
 from server.dialogue.conversation import Conversation, Message, estimate_tokens
 from server.dialogue.drift_guard import guard, heard_languages, reply_language
 from server.dialogue.interview import Interview, Plan, interview_for
-from server.dialogue.modes import APOLOGIES, PERSONAS, Persona
+from server.dialogue.modes import APOLOGIES, PERSONAS, Persona, Revisit
 from server.dialogue.reply import Reply, ReplyHandle
 from server.dialogue.unfinished import looks_unfinished
 from server.metrics import Metrics
@@ -74,6 +74,8 @@ class Responder:
         self.turns = 0
         self._last_turn: tuple[Message, Plan | None] | None = None  # its user message, its interview plan
         self._speaking: ReplyHandle | None = None  # the reply whose speech is running
+        self._greeted = False
+        self._revisit: tuple[Revisit, Callable[[], None]] | None = None  # what the greeting opens with, if any
 
     # -- the dialogue's state -------------------------------------------------------------------------------
     def restart(self, mode: str | None = None, language: str | None = None) -> None:
@@ -91,6 +93,16 @@ class Responder:
         self.interview = interview_for(self.mode, self.language, self.settings, self.providers, self._rng)
         if self.interview is not None:
             self.interview.prime(self.conversation)
+
+    def offer_revisit(self, revisit: Revisit, said: Callable[[], None]) -> bool:
+        """A correction of an earlier session to open with (the history looks it up as the call starts, and never
+        holds the greeting for it): taken only before the greeting, in a mode and language that revisit; ``said``
+        runs when the greeting that quotes it is chosen."""
+        if self._greeted or not self.persona.revisits(self.language):
+            return False
+        self._revisit = (revisit, said)
+        self.conversation.reset(self.persona.system_prompt(self.language, revisit))  # nothing said yet to keep
+        return True
 
     @property
     def reads_ahead(self) -> bool:
@@ -127,7 +139,11 @@ class Responder:
     def greeting(self) -> Callable[[ReplyHandle], Coroutine[Any, Any, None]]:
         """The greeting, chosen now (and the interview's first question); said as a reply of its own."""
         question = self.interview.first_question().text if self.interview is not None else None
-        text = self.persona.greeting(self._rng, self.language, question)
+        revisit, said = self._revisit or (None, None)
+        self._greeted, self._revisit = True, None  # a later greeting (a restart) is a new session's: today's
+        text = self.persona.greeting(self._rng, self.language, question, revisit)
+        if said is not None:
+            said()
         return lambda handle: self._speak_fixed(handle, text)
 
     async def _speak_fixed(self, handle: ReplyHandle, text: str, warm: bool = True) -> None:

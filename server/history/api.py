@@ -71,6 +71,9 @@ def setup(app: web.Application, settings: Settings, call_tokens: tokens.CallToke
     """The history's routes, and (unless ``PARLEY_HISTORY=off``) its writer and retention, on ``app``."""
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
+    from server.history import corrections_api  # (it reuses this module's helpers)
+
+    corrections_api.setup(app)
     if settings.history == "off":
         return
     url = db.database_url(settings)
@@ -121,6 +124,9 @@ def record(app: web.Application, call: Call, profile: str | None, display_name: 
     call.on_event.append(recorder.event)
     call.on_restart.append(recorder.restart)
     call.on_close.append(recorder.closed)
+    from server.history import corrections_api
+
+    corrections_api.recall(writer, app[HISTORY].ready, call, recorder.profile_id)
 
 
 # -- who is asking --------------------------------------------------------------------------------------------

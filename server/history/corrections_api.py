@@ -1,0 +1,73 @@
+"""Language practice that continues, on the server's side: a language call looks up the correction to revisit as
+it starts (never holding the greeting for it), and ``GET /history/corrections`` lists a person's corrections,
+authorized like the other ``/history`` routes (``server/history/api.py``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from server.dialogue.modes import Revisit
+from server.history import api
+from server.history.writer import Writer
+from server.languages import LANGUAGES
+
+if TYPE_CHECKING:
+    from server.session import Call
+
+logger = logging.getLogger(__name__)
+
+# The look-up races the call's connection (ICE and DTLS: a few hundred ms on loopback, more over the internet):
+# the greeting goes when the call connects, today's one if the look-up has not answered by then. Beyond this, an
+# answer could only come after the greeting, so it is no longer waited for.
+LOOKUP_TIMEOUT_S = 3.0
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_route("GET", "/history/corrections", api._route(_corrections))
+
+
+def recall(writer: Writer, ready: asyncio.Event, call: Call, profile_id: str | None) -> None:
+    """Starts looking up the correction ``call`` opens with, where its person has one in its language."""
+    responder = call.responder
+    if profile_id is None or not responder.persona.revisits(responder.language):
+        return
+    language = responder.language
+
+    async def look_up() -> None:
+        started = asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(LOOKUP_TIMEOUT_S):
+                await ready.wait()  # the migrations, at a server's first calls
+                revisit = await writer.store.revisit(profile_id, language)
+        except Exception as exc:  # a slow, locked or failing database: today's greeting, and the call goes on
+            logger.warning("call %s: no correction to revisit, the history did not answer (%s: %s)", call.session_id,
+                           type(exc).__name__, str(exc)[:200])  # fmt: skip
+            return
+        if revisit is None:
+            return
+        took_ms = (asyncio.get_running_loop().time() - started) * 1000
+
+        def said(chosen: Revisit = revisit) -> None:
+            writer.submit("mark_revisited", profile_id=profile_id, language=language, key=chosen.key,
+                          at=datetime.now(UTC))  # fmt: skip
+
+        if responder.offer_revisit(revisit, said):
+            logger.info("call %s: opens by revisiting a correction (found in %.0f ms)", call.session_id, took_ms)
+        else:
+            logger.info("call %s: a correction to revisit came after the greeting (%.0f ms)", call.session_id, took_ms)
+
+    call.spawn(look_up())
+
+
+async def _corrections(request: web.Request) -> web.Response:
+    """``GET /history/corrections[?language=xx]``: one entry per phrase and language, the latest first."""
+    store, who = await api._open(request)
+    language = request.query.get("language")
+    if language is not None and language not in LANGUAGES:
+        raise api.Refused(400, f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}")
+    return web.json_response({"corrections": await store.list_corrections(who.profile, who.everyone, language)})
