@@ -1,18 +1,20 @@
 """Language practice that continues, on the server's side: a language call looks up the correction to revisit as
 it starts (never holding the greeting for it), and ``GET /history/corrections`` lists a person's corrections,
-authorized like the other ``/history`` routes (``server/history/api.py``)."""
+authorized like the other ``/history`` routes: ``server/history/api.py`` hands over its helpers (this module does
+not import it, which imports this one)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from server.dialogue.modes import Revisit
-from server.history import api
+from server.history.store import Store
 from server.history.writer import Writer
 from server.languages import LANGUAGES
 
@@ -22,13 +24,29 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # The look-up races the call's connection (ICE and DTLS: a few hundred ms on loopback, more over the internet):
-# the greeting goes when the call connects, today's one if the look-up has not answered by then. Beyond this, an
-# answer could only come after the greeting, so it is no longer waited for.
+# the greeting goes when the call connects, today's one if the look-up has not answered by then. One still running
+# after this is given up and logged: the greeting has gone by then, but for a connection that slow.
 LOOKUP_TIMEOUT_S = 3.0
 
 
-def setup(app: web.Application) -> None:
-    app.router.add_route("GET", "/history/corrections", api._route(_corrections))
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+# api.py's: the store and whose records the request may see (a Viewer: .profile, .everyone), or its refusal
+Opener = Callable[[web.Request], Awaitable[tuple[Store, Any]]]
+
+
+def setup(app: web.Application, guard: Callable[[Handler], Handler], open_history: Opener) -> None:
+    """``guard``: api.py's wrapper that answers refusals and a database that is away in words."""
+
+    async def corrections(request: web.Request) -> web.Response:
+        """``GET /history/corrections[?language=xx]``: one entry per phrase and language, the latest first."""
+        store, who = await open_history(request)  # who may ask first: a stranger learns nothing, not even a 400
+        language = request.query.get("language")
+        if language is not None and language not in LANGUAGES:
+            return web.json_response({"error": f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}"},
+                                     status=400)  # fmt: skip
+        return web.json_response({"corrections": await store.list_corrections(who.profile, who.everyone, language)})
+
+    app.router.add_route("GET", "/history/corrections", guard(corrections))
 
 
 def recall(writer: Writer, ready: asyncio.Event, call: Call, profile_id: str | None) -> None:
@@ -62,12 +80,3 @@ def recall(writer: Writer, ready: asyncio.Event, call: Call, profile_id: str | N
             logger.info("call %s: a correction to revisit came after the greeting (%.0f ms)", call.session_id, took_ms)
 
     call.spawn(look_up())
-
-
-async def _corrections(request: web.Request) -> web.Response:
-    """``GET /history/corrections[?language=xx]``: one entry per phrase and language, the latest first."""
-    store, who = await api._open(request)
-    language = request.query.get("language")
-    if language is not None and language not in LANGUAGES:
-        raise api.Refused(400, f"unknown language {language!r}; use one of {', '.join(LANGUAGES)}")
-    return web.json_response({"corrections": await store.list_corrections(who.profile, who.everyone, language)})
