@@ -13,6 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from server.dialogue import language_check
@@ -21,6 +23,7 @@ from server.history import db
 from server.history.corrections import extract, fold
 from server.history.export import to_markdown
 from server.history.recorder import Recorder
+from server.history.schema import Base
 from server.history.store import Store
 from server.history.writer import Writer
 from server.languages import LANGUAGES
@@ -188,6 +191,19 @@ async def test_a_database_of_the_previous_release_is_upgraded_and_keeps_its_reco
         assert chosen is not None and chosen.phrase == "ayer fui"
     finally:
         await store.close()
+
+
+async def test_the_migrations_make_the_schema_the_code_maps(url: str):
+    await asyncio.to_thread(db.migrate, url)
+    engine = db.create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            differences = await connection.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+            )
+    finally:
+        await engine.dispose()
+    assert differences == []
 
 
 async def test_a_session_without_a_profile_keeps_its_corrections_but_none_is_revisited(history: Store):

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from parley.rtc import CallClient
@@ -146,5 +147,7 @@ async def test_a_database_that_does_not_answer_gives_todays_greeting_without_del
         await second.wait_listening(30)
         await typed_turn(second, "Hola otra vez.")  # the call goes on
         await until(lambda: "no correction to revisit" in caplog.text, 10)
+        async with aiohttp.ClientSession() as http, http.get(url + "/metrics") as resp:
+            assert 'parley_history_failures_total{op="revisit"} 1.0' in await resp.text()  # counted, as writes are
     finally:
         await second.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from textwrap import shorten
 
 from server.languages import DEFAULT_LANGUAGE, LANGUAGES
 
@@ -27,6 +28,7 @@ REVISIT_NOTE = (
     "gently again if not."
 )
 REVISIT_SAID = ' Last time they had said: "{said}".'
+REVISIT_SAID_CHARS = 200  # a long turn's beginning: the prompt's room is the conversation's
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class Persona:
         # Last, after the rules every call shares: a cached prompt of this mode and language is read up to here.
         follow_up = REVISIT_NOTE.format(phrase=revisit.phrase) if revisit is not None else ""
         if revisit is not None and revisit.said:
-            follow_up += REVISIT_SAID.format(said=revisit.said)
+            follow_up += REVISIT_SAID.format(said=shorten(revisit.said, REVISIT_SAID_CHARS, placeholder="..."))
         return f"{self.prompt.format(language=name)}{example} {SPOKEN_RULES} {INTERRUPTION_RULE}{follow_up}"
 
     def greeting(

@@ -63,6 +63,7 @@ def recall(writer: Writer, ready: asyncio.Event, call: Call, profile_id: str | N
                 await ready.wait()  # the migrations, at a server's first calls
                 revisit = await writer.store.revisit(profile_id, language)
         except Exception as exc:  # a slow, locked or failing database: today's greeting, and the call goes on
+            writer.counters.failed("revisit")  # parley_history_failures_total{op="revisit"}
             logger.warning("call %s: no correction to revisit, the history did not answer (%s: %s)", call.session_id,
                            type(exc).__name__, str(exc)[:200])  # fmt: skip
             return
