@@ -31,7 +31,7 @@ from tests import test_history_store
 from tests.test_history_store import NOW, a_session
 
 # The same databases as the history's own tests: a SQLite file, and PostgreSQL where the tests start a cluster.
-postgres, url = test_history_store.postgres, test_history_store.url
+url = test_history_store.url
 
 
 @pytest.fixture
