@@ -28,6 +28,17 @@ CORRECTION = "¡Casi! Se dice «ayer fui al cine». ¿Qué película viste?"
 SAID = "Ayer yo va al cine con mi hermana."
 
 
+class WarmedLLM(FakeLLM):
+    """Records each prompt the greeting warms, and whether it is kept as an opening for later calls."""
+
+    def __init__(self, *replies: str) -> None:
+        super().__init__(*replies)
+        self.warmed: list[tuple[str, bool]] = []
+
+    async def warm(self, messages: Any, *, opening: bool = False) -> None:
+        self.warmed.append((messages[0]["content"], opening))
+
+
 class LanguageCall(CallClient):
     """A language practice call the way the page places one: with its language and profile id in the offer."""
 
@@ -71,7 +82,7 @@ def today(language: str) -> str:
 async def test_a_lessons_correction_is_kept_and_the_next_lesson_in_its_language_revisits_it(
     start_server, started_apps, lesson, tmp_path: Path
 ):
-    llm = FakeLLM(CORRECTION, "¡Muy bien! Eso es correcto. ¿Y te gustó?")
+    llm = WarmedLLM(CORRECTION, "¡Muy bien! Eso es correcto. ¿Y te gustó?")
     url = await start_server(fake_providers(llm=llm), settings_in(tmp_path))
     writer = started_apps[-1][WRITER]
 
@@ -95,6 +106,8 @@ async def test_a_lessons_correction_is_kept_and_the_next_lesson_in_its_language_
     await typed_turn(second, "Ayer fui al cine y vi una comedia.")
     system = llm.requests[-1][0]["content"]
     assert '"ayer fui al cine"' in system and SAID in system
+    # Read ahead during the greeting, but not kept as an opening: no later call starts with this prompt.
+    assert (system, False) in llm.warmed and (llm.warmed[0][0], True) in llm.warmed and system != llm.warmed[0][0]
     await second.end()
     await writer.flush()
     _, listed = await api_json(url, "GET", "/history/corrections?language=es", ANN)
@@ -143,10 +156,10 @@ async def test_a_database_that_does_not_answer_gives_todays_greeting_without_del
         await second.connect()
         greeted, said = await second.wait_for(is_("transcript", role="assistant"), 10, placed)
         assert said["text"] == today("es")
-        assert greeted - placed < 4.0  # not held for the look-up (6 s)
+        assert greeted - placed < 4.0  # not held for the look-up (6 s): REVISIT_GRACE_S at most
         await second.wait_listening(30)
         await typed_turn(second, "Hola otra vez.")  # the call goes on
-        await until(lambda: "no correction to revisit" in caplog.text, 10)
+        await until(lambda: "the history did not answer" in caplog.text, 10)
         async with aiohttp.ClientSession() as http, http.get(url + "/metrics") as resp:
             assert 'parley_history_failures_total{op="revisit"} 1.0' in await resp.text()  # counted, as writes are
     finally:

@@ -1,5 +1,5 @@
 """Language practice that continues, on the server's side: a language call looks up the correction to revisit as
-it starts (never holding the greeting for it), and ``GET /history/corrections`` lists a person's corrections,
+it starts (its greeting waits for it a moment at most), and ``GET /history/corrections`` lists a person's corrections,
 authorized like the other ``/history`` routes: ``server/history/api.py`` hands over its helpers (this module does
 not import it, which imports this one)."""
 
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # The look-up races the call's connection (ICE and DTLS: a few hundred ms on loopback, more over the internet):
-# the greeting goes when the call connects, today's one if the look-up has not answered by then. One still running
-# after this is given up and logged: the greeting has gone by then, but for a connection that slow.
+# the greeting goes when the call connects, and waits at most Responder's REVISIT_GRACE_S for a look-up still under
+# way. One still running after this is given up, logged and counted: the greeting has gone by then.
 LOOKUP_TIMEOUT_S = 3.0
 
 
@@ -50,13 +50,14 @@ def setup(app: web.Application, guard: Callable[[Handler], Handler], open_histor
 
 
 def recall(writer: Writer, ready: asyncio.Event, call: Call, profile_id: str | None) -> None:
-    """Starts looking up the correction ``call`` opens with, where its person has one in its language."""
+    """Starts looking up the correction ``call`` opens with, where its person may have one in its language; the
+    greeting takes it if it has come by then (``Responder.expect_revisit``)."""
     responder = call.responder
     if profile_id is None or not responder.persona.revisits(responder.language):
         return
     language = responder.language
 
-    async def look_up() -> None:
+    async def look_up() -> Revisit | None:
         started = asyncio.get_running_loop().time()
         try:
             async with asyncio.timeout(LOOKUP_TIMEOUT_S):
@@ -66,18 +67,14 @@ def recall(writer: Writer, ready: asyncio.Event, call: Call, profile_id: str | N
             writer.counters.failed("revisit")  # parley_history_failures_total{op="revisit"}
             logger.warning("call %s: no correction to revisit, the history did not answer (%s: %s)", call.session_id,
                            type(exc).__name__, str(exc)[:200])  # fmt: skip
-            return
-        if revisit is None:
-            return
+            return None
         took_ms = (asyncio.get_running_loop().time() - started) * 1000
+        logger.info("call %s: %s (%.0f ms)", call.session_id,
+                    "a correction to revisit" if revisit else "no correction to revisit yet", took_ms)  # fmt: skip
+        return revisit
 
-        def said(chosen: Revisit = revisit) -> None:
-            writer.submit("mark_revisited", profile_id=profile_id, language=language, key=chosen.key,
-                          at=datetime.now(UTC))  # fmt: skip
+    def said(chosen: Revisit) -> None:
+        writer.submit("mark_revisited", profile_id=profile_id, language=language, key=chosen.key,
+                      at=datetime.now(UTC))  # fmt: skip
 
-        if responder.offer_revisit(revisit, said):
-            logger.info("call %s: opens by revisiting a correction (found in %.0f ms)", call.session_id, took_ms)
-        else:
-            logger.info("call %s: a correction to revisit came after the greeting (%.0f ms)", call.session_id, took_ms)
-
-    call.spawn(look_up())
+    responder.expect_revisit(call.spawn(look_up()), said)
