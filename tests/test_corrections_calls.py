@@ -116,6 +116,11 @@ async def test_a_lessons_correction_is_kept_and_the_next_lesson_in_its_language_
     # A French lesson of the same profile, or a Spanish one of another: today's greeting.
     french, greeting = await lesson(url, ANN, "fr")
     assert greeting == today("fr")
+    # Switching that call to Spanish practice starts a Spanish session: it revisits too.
+    switched = time.monotonic()
+    french.send({"type": "mode", "mode": "language", "language": "es"})
+    _, again = await french.wait_for(is_("transcript", role="assistant"), 10, switched)
+    assert again["text"] == LANGUAGES["es"].revisit_greeting.format(phrase="ayer fui al cine")
     await french.end()
     bobs, greeting = await lesson(url, BOB, "es")
     assert greeting == today("es")

@@ -93,6 +93,7 @@ class Responder:
         self.conversation.reset(self.persona.system_prompt(self.language))
         self.conversation.budget = self._history_budget()
         self._new_interview()
+        self._greeted, self._revisit_lookup = False, None  # a new session: it may revisit a correction too
 
     def _new_interview(self) -> None:
         # English interviews run on the question bank, their structure kept by the app (dialogue/interview.py).

@@ -123,6 +123,8 @@ def record(app: web.Application, call: Call, profile: str | None, display_name: 
     call.on_restart.append(recorder.restart)
     call.on_close.append(recorder.closed)
     corrections_api.recall(writer, app[HISTORY].ready, call, recorder.profile_id)
+    call.on_restart.append(lambda _mode, _language: corrections_api.recall(writer, app[HISTORY].ready, call,
+                                                                          recorder.profile_id))  # fmt: skip
 
 
 # -- who is asking --------------------------------------------------------------------------------------------
