@@ -122,13 +122,12 @@ async def lesson(store: Store, session_id: str, profile: str, language: str, exc
 
 
 async def test_a_lesson_keeps_its_corrections_with_what_was_said(history: Store):
-    store = history
-    await lesson(store, "s1", "p:ann", "es", [
+    await lesson(history, "s1", "p:ann", "es", [
         ("Ayer yo va al cine.", "¡Casi! Se dice «ayer fui al cine». ¿Qué viste?"),
         ("Una película muy bien.", "¡Genial! Se dice «muy buena». ¿Te gustó?"),
         ("Sí, me gustó.", "¡Perfecto! ¿Con quién fuiste?"),
     ])  # fmt: skip
-    session = await store.get_session("s1")
+    session = await history.get_session("s1")
     assert session is not None
     # The greeting quotes with a cue too, but it answers nobody: it is not a correction.
     assert [(c["phrase"], c["said"]) for c in session["corrections"]] == [
@@ -136,38 +135,37 @@ async def test_a_lesson_keeps_its_corrections_with_what_was_said(history: Store)
     ]  # fmt: skip
     assert "### Corrections" in (markdown := to_markdown([session]))
     assert "- ayer fui al cine (you said: Ayer yo va al cine.)" in markdown
-    listed = await store.list_corrections("p:ann", language="es")
+    listed = await history.list_corrections("p:ann", language="es")
     assert [(c["phrase"], c["count"]) for c in listed] == [("muy buena", 1), ("ayer fui al cine", 1)]
-    assert await store.list_corrections("p:bob") == [] and await store.list_corrections("p:ann", language="fr") == []
+    assert await history.list_corrections("p:bob") == []
+    assert await history.list_corrections("p:ann", language="fr") == []
 
 
 async def test_a_session_revisits_the_least_recently_revisited_then_the_most_frequent(history: Store):
-    store = history
     one = "¡Casi! Se dice «ayer fui al cine»."
-    await lesson(store, "s1", "p:ann", "es", [("ayer va", one), ("tengo 20 año", "Se dice «tengo 20 años».")])
-    await lesson(store, "s2", "p:ann", "es", [("ayer voy", one)])
-    await lesson(store, "s3", "p:ann", "fr", [("j'ai allé", "On dit « je suis allé ».")])
-    chosen = await store.revisit("p:ann", "es")
+    await lesson(history, "s1", "p:ann", "es", [("ayer va", one), ("tengo 20 año", "Se dice «tengo 20 años».")])
+    await lesson(history, "s2", "p:ann", "es", [("ayer voy", one)])
+    await lesson(history, "s3", "p:ann", "fr", [("j'ai allé", "On dit « je suis allé ».")])
+    chosen = await history.revisit("p:ann", "es")
     assert chosen is not None and (chosen.phrase, chosen.said) == ("ayer fui al cine", "ayer voy")  # twice, latest
-    await store.mark_revisited("p:ann", "es", chosen.key, NOW)
-    chosen = await store.revisit("p:ann", "es")
+    await history.mark_revisited("p:ann", "es", chosen.key, NOW)
+    chosen = await history.revisit("p:ann", "es")
     assert chosen is not None and chosen.phrase == "tengo 20 años"  # never revisited comes first
-    await store.mark_revisited("p:ann", "es", chosen.key, NOW + timedelta(days=1))
-    chosen = await store.revisit("p:ann", "es")
+    await history.mark_revisited("p:ann", "es", chosen.key, NOW + timedelta(days=1))
+    chosen = await history.revisit("p:ann", "es")
     assert chosen is not None and chosen.phrase == "ayer fui al cine"  # revisited longest ago
-    assert await store.revisit("p:bob", "es") is None
-    french = await store.revisit("p:ann", "fr")
+    assert await history.revisit("p:bob", "es") is None
+    french = await history.revisit("p:ann", "fr")
     assert french is not None and french.phrase == "je suis allé"
 
 
 async def test_deleting_a_session_or_a_profile_takes_its_corrections_along(history: Store):
-    store = history
-    await lesson(store, "s1", "p:ann", "es", [("ayer va", "Se dice «ayer fui».")])
-    await lesson(store, "s2", "p:ann", "es", [("tengo 20 año", "Se dice «tengo 20 años».")])
-    await store.delete_session("s1")
-    assert [c["phrase"] for c in await store.list_corrections("p:ann")] == ["tengo 20 años"]
-    await store.delete_profile("p:ann")
-    assert await store.list_corrections("p:ann") == [] and await store.revisit("p:ann", "es") is None
+    await lesson(history, "s1", "p:ann", "es", [("ayer va", "Se dice «ayer fui».")])
+    await lesson(history, "s2", "p:ann", "es", [("tengo 20 año", "Se dice «tengo 20 años».")])
+    await history.delete_session("s1")
+    assert [c["phrase"] for c in await history.list_corrections("p:ann")] == ["tengo 20 años"]
+    await history.delete_profile("p:ann")
+    assert await history.list_corrections("p:ann") == [] and await history.revisit("p:ann", "es") is None
 
 
 async def test_a_database_of_the_previous_release_is_upgraded_and_keeps_its_records(url: str):
@@ -207,8 +205,7 @@ async def test_the_migrations_make_the_schema_the_code_maps(url: str):
 
 
 async def test_a_session_without_a_profile_keeps_its_corrections_but_none_is_revisited(history: Store):
-    store = history
-    await a_session(store, "anon", profile=None)
-    await store.add_correction("anon", None, "es", "ayer fui", "ayer va", NOW)
-    assert [c["phrase"] for c in (await store.get_session("anon") or {})["corrections"]] == ["ayer fui"]
-    assert await store.list_corrections("p:ann") == []
+    await a_session(history, "anon", profile=None)
+    await history.add_correction("anon", None, "es", "ayer fui", "ayer va", NOW)
+    assert [c["phrase"] for c in (await history.get_session("anon") or {})["corrections"]] == ["ayer fui"]
+    assert await history.list_corrections("p:ann") == []
