@@ -49,6 +49,13 @@ class Language:
     # One exchange showing a gentle inline correction, added to language practice's prompt: the small model
     # copies examples far better than it follows instructions, and an example in the language keeps it there.
     correction_example: str
+    # What the bot says just before the quoted correct form ("You'd say "..."", "Se dice «...»"), lower-case; "{}"
+    # marks where the quote sits (after it in Japanese and Korean). The history keeps what follows them
+    # (server/history/corrections.py), so they follow the wording of correction_example and its near variants.
+    correction_cues: tuple[str, ...]
+    # The next session's opening line when it revisits one of those ({phrase}: the correct form, in the quotes of
+    # the language), instead of practice_greeting.
+    revisit_greeting: str
 
     @property
     def cjk(self) -> bool:
@@ -79,6 +86,9 @@ _LANGUAGES = (
         apology="Sorry, something went wrong on my side. Could you say that again?",
         correction_example='Learner: Yesterday I go to the cinema. You: Almost! You\'d say "yesterday I went to the '
                            'cinema". What did you see?',
+        correction_cues=("say {}", "saying {}"),
+        revisit_greeting="Welcome back! Last time we practised “{phrase}”. Can you use it in a sentence about your "
+                         "day?",
     ),
     Language(
         code="es", name="Spanish", native="Español", whisper="es", espeak="es", piper=None,
@@ -91,6 +101,8 @@ _LANGUAGES = (
         apology="Perdona, algo falló por mi parte. ¿Puedes repetirlo?",
         correction_example='Learner: Ayer yo va al cine. You: ¡Casi! Se dice "ayer fui al cine". ¿Qué película '
                            "viste?",
+        correction_cues=("dice {}", "decir {}", "dices {}", "decimos {}"),
+        revisit_greeting="¡Hola de nuevo! La última vez practicamos «{phrase}». ¿Me cuentas algo de tu día usándolo?",
     ),
     Language(
         code="fr", name="French", native="Français", whisper="fr", espeak="fr-fr", piper=None,
@@ -104,6 +116,9 @@ _LANGUAGES = (
         apology="Désolé, j'ai eu un problème. Tu peux répéter ?",
         correction_example='Learner: Hier, j\'ai allé au cinéma. You: Presque ! On dit "je suis allé au cinéma". '
                            "Qu'est-ce que tu as vu ?",
+        correction_cues=("dit {}", "dire {}", "dis {}", "disons {}"),
+        revisit_greeting="Re-bonjour ! La dernière fois, on a pratiqué « {phrase} ». Tu peux l'utiliser dans une "
+                         "phrase sur ta journée ?",
     ),
     Language(
         code="de", name="German", native="Deutsch", whisper="de", espeak="de", piper=None,
@@ -117,6 +132,9 @@ _LANGUAGES = (
         apology="Entschuldigung, bei mir ist etwas schiefgelaufen. Kannst du das wiederholen?",
         correction_example='Learner: Gestern ich habe ins Kino gegangen. You: Fast! Man sagt "gestern bin ich ins '
                            'Kino gegangen". Welchen Film hast du gesehen?',
+        correction_cues=("sagt {}", "sagen {}", "sag {}", "heißt {}"),
+        revisit_greeting="Schön, dich wiederzuhören! Letztes Mal haben wir „{phrase}“ geübt. Kannst du es in einem "
+                         "Satz über deinen Tag benutzen?",
     ),
     Language(
         code="zh", name="Chinese", native="中文", whisper="zh", espeak="cmn", piper=None,
@@ -126,6 +144,8 @@ _LANGUAGES = (
         apology="抱歉，我这边出了点问题。你能再说一遍吗？",
         correction_example="Learner: 昨天我去电影院了看电影。 You: 差不多！我们一般说“昨天我去电影院看电影了”。"
                            "你看了什么电影？",
+        correction_cues=("说{}", "讲{}"),
+        revisit_greeting="欢迎回来！上次我们练习了“{phrase}”。你能用它说一句关于你今天的话吗？",
     ),
     Language(
         code="hi", name="Hindi", native="हिन्दी", whisper="hi", espeak="hi", piper=None,
@@ -135,6 +155,9 @@ _LANGUAGES = (
         apology="माफ़ कीजिए, मेरी तरफ़ कुछ गड़बड़ हो गई। क्या आप फिर से कह सकते हैं?",
         correction_example='Learner: कल मैं सिनेमा जाता हूँ। You: लगभग सही! हम कहते हैं "कल मैं सिनेमा गया था"। '
                            "आपने कौन सी फ़िल्म देखी?",
+        correction_cues=("कहते हैं {}", "कहेंगे {}", "कहिए {}", "कहें {}", "बोलते हैं {}"),
+        revisit_greeting='फिर से स्वागत है! पिछली बार हमने "{phrase}" का अभ्यास किया था। क्या आप इसे अपने दिन के '
+                         "बारे में एक वाक्य में बोल सकते हैं?",
     ),
     Language(
         code="ja", name="Japanese", native="日本語", whisper="ja", espeak="ja", piper=None,
@@ -144,6 +167,8 @@ _LANGUAGES = (
         apology="すみません、こちらで問題が起きました。もう一度言ってもらえますか？",
         correction_example="Learner: 昨日、映画館に行きます。 You: おしい！「昨日、映画館に行きました」と言いますよ。"
                            "何を見ましたか？",
+        correction_cues=("{}と言", "{}って言", "{}が自然", "{}の方が"),
+        revisit_greeting="おかえりなさい！前回は「{phrase}」を練習しましたね。今日のことを話すときに使ってみてくれますか？",
     ),
     Language(
         code="ko", name="Korean", native="한국어", whisper="ko", espeak="ko", piper=None,
@@ -153,6 +178,9 @@ _LANGUAGES = (
         apology="죄송해요, 제 쪽에 문제가 생겼어요. 다시 말씀해 주시겠어요?",
         correction_example='Learner: 어제 영화관에 가요. You: 거의 맞아요! "어제 영화관에 갔어요"라고 해요. 무슨 '
                            "영화를 봤어요?",
+        correction_cues=("{}라고", "{}이라고", "{}가 맞", "{}이 맞", "{}가 자연스러", "{}이 자연스러"),
+        revisit_greeting='다시 만나서 반가워요! 지난번에 연습한 표현, "{phrase}" 기억나요? '
+                         "오늘 있었던 일로 한번 써 볼래요?",
     ),
     Language(
         code="pt", name="Portuguese", native="Português", whisper="pt", espeak="pt-br", piper=None,
@@ -165,6 +193,9 @@ _LANGUAGES = (
         apology="Desculpa, algo deu errado do meu lado. Pode repetir?",
         correction_example='Learner: Ontem eu vai ao cinema. You: Quase! A gente diz "ontem eu fui ao cinema". Que '
                            "filme você viu?",
+        correction_cues=("diz {}", "dizer {}", "dizemos {}", "fala {}", "falar {}", "falamos {}"),
+        revisit_greeting="Que bom te ver de novo! Da última vez a gente praticou “{phrase}”. Você consegue usar isso "
+                         "numa frase sobre o seu dia?",
     ),
     Language(
         code="ar", name="Arabic", native="العربية", whisper="ar", espeak="ar", piper=None,
@@ -174,6 +205,9 @@ _LANGUAGES = (
         apology="آسف، حدثت مشكلة من جهتي. هل يمكنك أن تعيد ذلك؟",
         correction_example='Learner: أمس أنا أذهب إلى السينما. You: تقريبا! نقول "ذهبت أمس إلى السينما". ماذا '
                            "شاهدت؟",
+        correction_cues=("نقول {}", "يقال {}", "قل {}", "تقول {}"),
+        revisit_greeting="أهلا بعودتك! في المرة الماضية تدربنا على «{phrase}». هل تستطيع أن تستخدمها في جملة عن "
+                         "يومك؟",
     ),
     Language(
         code="ru", name="Russian", native="Русский", whisper="ru", espeak="ru", piper=None,
@@ -183,6 +217,9 @@ _LANGUAGES = (
         apology="Извини, у меня что-то пошло не так. Можешь повторить?",
         correction_example='Learner: Вчера я иду в кино. You: Почти! Говорят "вчера я ходил в кино". Какой фильм ты '
                            "смотрел?",
+        correction_cues=("говорят {}", "говорим {}", "сказать {}", "скажи {}"),
+        revisit_greeting="Рад снова тебя слышать! В прошлый раз мы тренировали «{phrase}». Попробуешь сказать так, "
+                         "когда будешь рассказывать о своём дне?",
     ),
     Language(
         code="it", name="Italian", native="Italiano", whisper="it", espeak="it", piper=None,
@@ -195,6 +232,9 @@ _LANGUAGES = (
         apology="Scusa, qualcosa è andato storto da parte mia. Puoi ripetere?",
         correction_example='Learner: Ieri ho andato al cinema. You: Quasi! Si dice "ieri sono andato al cinema". Che '
                            "film hai visto?",
+        correction_cues=("dice {}", "dire {}", "diciamo {}"),
+        revisit_greeting="Ciao di nuovo! L'ultima volta abbiamo praticato «{phrase}». Riesci a usarlo in una frase "
+                         "sulla tua giornata?",
     ),
     Language(
         code="nl", name="Dutch", native="Nederlands", whisper="nl", espeak="nl", piper=None,
@@ -207,6 +247,9 @@ _LANGUAGES = (
         apology="Sorry, er ging iets mis aan mijn kant. Kun je dat herhalen?",
         correction_example='Learner: Gisteren ik heb naar de bioscoop gegaan. You: Bijna! Je zegt "gisteren ben ik '
                            'naar de bioscoop gegaan". Welke film heb je gezien?',
+        correction_cues=("zegt {}", "zeggen {}", "zeg {}"),
+        revisit_greeting="Fijn je weer te horen! Vorige keer hebben we “{phrase}” geoefend. Kun je het gebruiken in "
+                         "een zin over je dag?",
     ),
 )  # fmt: skip
 

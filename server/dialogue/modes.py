@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from textwrap import shorten
 
 from server.languages import DEFAULT_LANGUAGE, LANGUAGES
 
@@ -19,6 +20,25 @@ INTERRUPTION_RULE = (
     "A message that starts with [INTERRUPTED] means the person talked over you and you stopped mid-sentence: "
     "do not repeat yourself, react briefly to what they said."
 )
+
+# Language practice's follow-up on a correction of an earlier session (server/history/corrections.py).
+REVISIT_NOTE = (
+    ' This session opens by revisiting a correction from last time: you taught them to say "{phrase}", and your '
+    "greeting asked them to use it. When they do, tell them briefly whether they got it right, and correct it "
+    "gently again if not."
+)
+REVISIT_SAID = ' Last time they had said: "{said}".'
+REVISIT_SAID_CHARS = 200  # a long turn's beginning: the prompt's room is the conversation's
+
+
+@dataclass(frozen=True)
+class Revisit:
+    """A correction an earlier session made, that this one opens with: the correct form, what the person had said,
+    and the history's key for it (server/history/corrections.py)."""
+
+    phrase: str
+    said: str = ""
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -36,15 +56,30 @@ class Persona:
     localized_greetings: tuple[tuple[str, str], ...] = ()  # (language, greeting), over ``greetings``
 
     examples: tuple[tuple[str, str], ...] = ()  # (language, an example exchange in it), added to the prompt
+    # (language, the opening line that revisits a correction of an earlier session: {phrase}), over the greetings
+    revisit_greetings: tuple[tuple[str, str], ...] = ()
 
-    def system_prompt(self, language: str) -> str:
+    def revisits(self, language: str) -> bool:
+        return language in dict(self.revisit_greetings)
+
+    def system_prompt(self, language: str, revisit: Revisit | None = None) -> str:
+        """``revisit``: the correction this session opens with (its greeting quotes it), so the model follows up."""
         name = LANGUAGES[language].name
         example = dict(self.examples).get(language, "")
         example = f" Example. {example}" if example else ""
-        return f"{self.prompt.format(language=name)}{example} {SPOKEN_RULES} {INTERRUPTION_RULE}"
+        # Last, after the rules every call shares: a cached prompt of this mode and language is read up to here.
+        follow_up = REVISIT_NOTE.format(phrase=revisit.phrase) if revisit is not None else ""
+        if revisit is not None and revisit.said:
+            follow_up += REVISIT_SAID.format(said=shorten(revisit.said, REVISIT_SAID_CHARS, placeholder="..."))
+        return f"{self.prompt.format(language=name)}{example} {SPOKEN_RULES} {INTERRUPTION_RULE}{follow_up}"
 
-    def greeting(self, rng: random.Random, language: str, question: str | None = None) -> str:
-        """``question``: the first question, where the app chose it (the interview's question bank)."""
+    def greeting(
+        self, rng: random.Random, language: str, question: str | None = None, revisit: Revisit | None = None
+    ) -> str:
+        """``question``: the first question, where the app chose it (the interview's question bank); ``revisit``:
+        a correction of an earlier session to open with, where this persona revisits them in ``language``."""
+        if revisit is not None and self.revisits(language):
+            return dict(self.revisit_greetings)[language].format(phrase=revisit.phrase)
         localized = dict(self.localized_greetings)
         if language in localized:
             return localized[language]
@@ -89,6 +124,7 @@ LANGUAGE_PRACTICE = Persona(
     greetings=(LANGUAGES[DEFAULT_LANGUAGE].practice_greeting,),
     localized_greetings=tuple((code, language.practice_greeting) for code, language in LANGUAGES.items()),
     examples=tuple((code, language.correction_example) for code, language in LANGUAGES.items()),
+    revisit_greetings=tuple((code, language.revisit_greeting) for code, language in LANGUAGES.items()),
     temperature=0.6,  # cooler than chat: fewer drifts into another language
     max_tokens=100,
     instructions="Speak slowly and clearly, like a friendly teacher.",

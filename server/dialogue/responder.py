@@ -19,7 +19,7 @@ from server.config import Settings
 from server.dialogue.conversation import Conversation, Message, estimate_tokens
 from server.dialogue.drift_guard import guard, heard_languages, reply_language
 from server.dialogue.interview import Interview, Plan, interview_for
-from server.dialogue.modes import APOLOGIES, PERSONAS, Persona
+from server.dialogue.modes import APOLOGIES, PERSONAS, Persona, Revisit
 from server.dialogue.reply import Reply, ReplyHandle
 from server.dialogue.unfinished import looks_unfinished
 from server.metrics import Metrics
@@ -38,6 +38,10 @@ from server.providers.base import ChatMessage, ProviderError, Providers, VoiceSt
 
 logger = logging.getLogger("server.session")  # one logger for a call's lines
 
+# The longest a language practice greeting waits for the look-up of the correction it may revisit, when that is
+# still under way as the call connects (a loaded database; normally it answered in ms, long before): past this,
+# today's greeting, with no more delay than this to the first audio.
+REVISIT_GRACE_S = 0.3
 PROMPT_EXTRA_TOKENS = 24  # "<|im_start|>assistant\n" and drift_guard's "(Reply in Japanese.)", with room to spare
 
 
@@ -74,6 +78,10 @@ class Responder:
         self.turns = 0
         self._last_turn: tuple[Message, Plan | None] | None = None  # its user message, its interview plan
         self._speaking: ReplyHandle | None = None  # the reply whose speech is running
+        self._greeted = False
+        # Language practice: the look-up of a correction of an earlier session to open with, and what to call
+        # when the greeting revisits it (server/history/corrections_api.py)
+        self._revisit_lookup: tuple[asyncio.Future[Revisit | None], Callable[[Revisit], None]] | None = None
 
     # -- the dialogue's state -------------------------------------------------------------------------------
     def restart(self, mode: str | None = None, language: str | None = None) -> None:
@@ -85,12 +93,21 @@ class Responder:
         self.conversation.reset(self.persona.system_prompt(self.language))
         self.conversation.budget = self._history_budget()
         self._new_interview()
+        self._greeted, self._revisit_lookup = False, None  # a new session: it may revisit a correction too
 
     def _new_interview(self) -> None:
         # English interviews run on the question bank, their structure kept by the app (dialogue/interview.py).
         self.interview = interview_for(self.mode, self.language, self.settings, self.providers, self._rng)
         if self.interview is not None:
             self.interview.prime(self.conversation)
+
+    def expect_revisit(self, lookup: asyncio.Future[Revisit | None], said: Callable[[Revisit], None]) -> bool:
+        """A correction of an earlier session to open with is being looked up (as the call starts): the greeting
+        revisits it if the look-up has answered by then, or within ``REVISIT_GRACE_S``; else it is today's."""
+        if self._greeted or not self.persona.revisits(self.language):
+            return False
+        self._revisit_lookup = (lookup, said)
+        return True
 
     @property
     def reads_ahead(self) -> bool:
@@ -127,17 +144,39 @@ class Responder:
     def greeting(self) -> Callable[[ReplyHandle], Coroutine[Any, Any, None]]:
         """The greeting, chosen now (and the interview's first question); said as a reply of its own."""
         question = self.interview.first_question().text if self.interview is not None else None
+        lookup, self._revisit_lookup = self._revisit_lookup, None
+        self._greeted = True  # a later greeting (a restart) is a new session's: today's
+        if lookup is not None:
+            return lambda handle: self._greet_revisiting(handle, *lookup)
         text = self.persona.greeting(self._rng, self.language, question)
         return lambda handle: self._speak_fixed(handle, text)
 
-    async def _speak_fixed(self, handle: ReplyHandle, text: str, warm: bool = True) -> None:
+    async def _greet_revisiting(
+        self, handle: ReplyHandle, lookup: asyncio.Future[Revisit | None], said: Callable[[Revisit], None]
+    ) -> None:
+        """Language practice's greeting, revisiting a correction where its look-up has answered (normally long
+        before: it takes milliseconds, the call's connection hundreds), the model told which one in its prompt."""
+        revisit = None
+        try:
+            revisit = await asyncio.wait_for(asyncio.shield(lookup), REVISIT_GRACE_S)  # at once when it has answered
+        except TimeoutError:
+            logger.info("call %s: no correction to revisit within %.1f s; today's greeting", self.session_id,
+                        REVISIT_GRACE_S, extra=self._log("revisit_late"))  # fmt: skip
+        if revisit is not None:
+            self.conversation.reset(self.persona.system_prompt(self.language, revisit))  # nothing said yet to keep
+            said(revisit)
+        text = self.persona.greeting(self._rng, self.language, None, revisit)
+        # A prompt that revisits a correction is this call's own: not an opening worth keeping for the next calls.
+        await self._speak_fixed(handle, text, opening=revisit is None)
+
+    async def _speak_fixed(self, handle: ReplyHandle, text: str, warm: bool = True, opening: bool = True) -> None:
         reply = Reply(self._track, self.providers.tts, self._style())
         handle.take_clock()  # greetings and apologies have no turn metrics
         if warm:
             # The chat model reads the system prompt (seconds, on a cold cache: the first call after start-up, or
             # after another call's conversation) while the greeting is said, not after it, when the person may
             # already be talking.
-            self._spawn(self.providers.llm.warm(self.conversation.messages(), opening=True))
+            self._spawn(self.providers.llm.warm(self.conversation.messages(), opening=opening))
         await self._run_reply(handle, reply, lambda: reply.say(text))
         if warm and self.interview is not None:  # (other modes warm after every reply: _run_reply)
             # The greeting is part of the prompt now: read it too, while the person listens.

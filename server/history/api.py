@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from server import admission, signalling, tokens
 from server.config import Settings
-from server.history import db
+from server.history import corrections_api, db
 from server.history.export import filename, to_json, to_markdown
 from server.history.recorder import Recorder, profile_key
 from server.history.store import MAX_LIST, Store
@@ -71,6 +71,7 @@ def setup(app: web.Application, settings: Settings, call_tokens: tokens.CallToke
     """The history's routes, and (unless ``PARLEY_HISTORY=off``) its writer and retention, on ``app``."""
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
+    corrections_api.setup(app, _route, _open)  # GET /history/corrections, with this module's helpers
     if settings.history == "off":
         return
     url = db.database_url(settings)
@@ -121,6 +122,9 @@ def record(app: web.Application, call: Call, profile: str | None, display_name: 
     call.on_event.append(recorder.event)
     call.on_restart.append(recorder.restart)
     call.on_close.append(recorder.closed)
+    corrections_api.recall(writer, app[HISTORY].ready, call, recorder.profile_id)
+    call.on_restart.append(lambda _mode, _language: corrections_api.recall(writer, app[HISTORY].ready, call,
+                                                                          recorder.profile_id))  # fmt: skip
 
 
 # -- who is asking --------------------------------------------------------------------------------------------

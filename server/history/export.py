@@ -44,6 +44,12 @@ def _session(s: dict[str, Any]) -> list[str]:
             if q.get("missed"):
                 lines.append(f"   - missed: {'; '.join(q['missed'])}")
         lines.append("")
+    if s.get("corrections"):
+        lines += ["### Corrections", ""]
+        for c in s["corrections"]:
+            said = f" (you said: {_one_line(c['said'])})" if c.get("said") else ""
+            lines.append(f"- {_one_line(c['phrase'])}{said}")
+        lines.append("")
     card = s.get("scorecard")
     if card:
         totals = ", ".join(f"{name} {count}" for name, count in card["totals"].items() if count)

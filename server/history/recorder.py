@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from server.history.corrections import extract
 from server.history.store import LATENCIES
 from server.history.writer import Writer
 from server.protocol import Scorecard, ServerEvent
@@ -58,7 +59,8 @@ class Recorder:
     def _begin(self, mode: str, language: str) -> None:
         self._parts += 1
         self.session_id = self.call_id if self._parts == 1 else f"{self.call_id}.{self._parts}"
-        self.mode = mode
+        self.mode, self.language = mode, language
+        self._said: str | None = None  # language practice: the person's turn the next reply answers
         self._seq = 0
         self._last_user_seq: int | None = None
         self._latency: dict[str, Any] | None = None  # the metrics event comes before its reply's transcript
@@ -111,6 +113,7 @@ class Recorder:
         latency = None
         if role == "user":
             self._last_user_seq = self._seq
+            self._said = event["text"]
         else:
             latency, self._latency = self._latency, None
         self._writer.submit("add_turn", session_id=self.session_id, seq=self._seq, role=role, text=event["text"],
@@ -120,6 +123,16 @@ class Recorder:
             card = self._scorecard()
             if card is not None:
                 self._save_interview(card)
+        if role == "assistant" and self.mode == "language" and self._said is not None:
+            self._keep_corrections(event["text"], self._said)
+
+    def _keep_corrections(self, reply: str, said: str) -> None:
+        """The corrections a reply made (as heard: a cut-off one keeps those said before the cut), for the next
+        session in this language to revisit (server/history/corrections.py). Replies to a turn only: the greeting,
+        which may quote one of them, is not a correction."""
+        for phrase in extract(reply, self.language):
+            self._writer.submit("add_correction", session_id=self.session_id, profile_id=self.profile_id,
+                                language=self.language, phrase=phrase, said=said, at=self._now())  # fmt: skip
 
     def _save_interview(self, card: dict[str, Any]) -> None:
         if self._ended:

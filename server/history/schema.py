@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+CORRECTION_CHARS = 200  # a quoted correct form, at most (longer quotes are not corrections)
 PROFILE_CHARS = 160  # "u:" and a call token's user (128 characters), or "p:" and a hash of the page's profile id
 
 
@@ -94,3 +95,21 @@ class Scorecard(Base):
     totals: Mapped[dict[str, Any]] = mapped_column(JSON)
     study_next: Mapped[list[str]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class Correction(Base):
+    """A correction or suggestion the bot made in language practice: the correct form it quoted, and what the
+    person had said. One row each time it was made; ``key`` groups the same phrase (how often it came up), and
+    ``revisited_at`` says when a session last opened by revisiting it (server/history/corrections.py)."""
+
+    __tablename__ = "corrections"
+    __table_args__ = (Index("ix_corrections_profile_language", "profile_id", "language"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(40), ForeignKey("sessions.id", ondelete="CASCADE"), index=True)
+    profile_id: Mapped[str | None] = mapped_column(String(PROFILE_CHARS), ForeignKey("profiles.id", ondelete="CASCADE"))
+    language: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(CORRECTION_CHARS))  # the phrase, folded: case and punctuation aside
+    phrase: Mapped[str] = mapped_column(Text)
+    said: Mapped[str] = mapped_column(Text)  # the person's turn it answered ("" where none was heard)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revisited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from server.history import corrections
 from server.history.schema import Profile, Question, Scorecard, Session, Turn
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ class Store:
                 await db.scalars(select(Question).where(Question.session_id == session_id).order_by(Question.position))
             ).all()
             card = await db.get(Scorecard, session_id)
+        said_right = await corrections.of_session(self._sessions, session_id)
         return self._summary(session) | {
             "turns": [
                 {"role": t.role, "text": t.text, "interrupted": t.interrupted, "at": _utc(t.at),
@@ -147,6 +149,7 @@ class Store:
                 "asked": card.asked, "answered": card.answered, "level": card.level, "totals": card.totals,
                 "study_next": card.study_next,
             },
+            "corrections": said_right,
         }  # fmt: skip
 
     async def sessions_of(self, profile_id: str | None, everyone: bool = False) -> list[dict[str, Any]]:
@@ -173,6 +176,23 @@ class Store:
             "language": session.language, "started_at": _utc(session.started_at), "ended_at": _utc(session.ended_at),
             "end_reason": session.end_reason,
         }  # fmt: skip
+
+    # -- language practice's corrections (server/history/corrections.py) ---------------------------------------
+    async def add_correction(
+        self, session_id: str, profile_id: str | None, language: str, phrase: str, said: str, at: datetime
+    ) -> None:
+        await corrections.add(self._sessions, session_id, profile_id, language, phrase, said, at)
+
+    async def mark_revisited(self, profile_id: str, language: str, key: str, at: datetime) -> None:
+        await corrections.mark_revisited(self._sessions, profile_id, language, key, at)
+
+    async def revisit(self, profile_id: str, language: str) -> corrections.Revisit | None:
+        return await corrections.choose(self._sessions, profile_id, language)
+
+    async def list_corrections(
+        self, profile_id: str | None, everyone: bool = False, language: str | None = None
+    ) -> list[dict[str, Any]]:
+        return await corrections.listing(self._sessions, profile_id, everyone, language)
 
     # -- deletes ----------------------------------------------------------------------------------------------
     async def delete_session(self, session_id: str) -> bool:
