@@ -17,6 +17,7 @@ from parley.rtc import CallClient
 from server.app import CALLS
 from server.config import Settings
 from server.dialogue.bank import default_bank
+from server.history.api import WRITER
 from server.providers.base import Providers
 
 pytestmark = pytest.mark.real_models
@@ -99,6 +100,7 @@ async def test_no_call_leaves_anything_behind(start_server, started_apps, tts_sp
             break
         await asyncio.sleep(0.05)
     assert not app_calls
+    assert await started_apps[-1][WRITER].flush()  # the calls' records are written, none left waiting in the queue
     await asyncio.sleep(0.5)  # closing tasks finish
     gc.collect()
 

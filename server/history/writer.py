@@ -79,16 +79,19 @@ class Writer:
         if self._ready is not None:
             await self._prepare()
         while True:
-            write = await self._queue.get()
-            try:
-                async with asyncio.timeout(self.timeout_s):
-                    await getattr(self.store, write.op)(**write.args)
-            except Exception as exc:  # a database that is down, locked, full or slow: the call never notices
-                self.failures += 1
-                self.counters.failed(write.op)
-                self._warn("history: %s failed (%s: %s)", write.op, type(exc).__name__, str(exc)[:200])
-            finally:
-                self._queue.task_done()
+            # (A method of its own, so that nothing here holds the last write, and its words, until the next one.)
+            await self._write(await self._queue.get())
+
+    async def _write(self, write: Write) -> None:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await getattr(self.store, write.op)(**write.args)
+        except Exception as exc:  # a database that is down, locked, full or slow: the call never notices
+            self.failures += 1
+            self.counters.failed(write.op)
+            self._warn("history: %s failed (%s: %s)", write.op, type(exc).__name__, str(exc)[:200])
+        finally:
+            self._queue.task_done()
 
     async def _prepare(self) -> None:
         """The migrations, tried until they succeed: a database that is away at start-up (a PostgreSQL server still
