@@ -120,7 +120,7 @@ async def read_offer(
 ) -> Offer:
     body = await read_json(request, timeout_s)
     sdp, mode, language = parse_offer(body, default_mode, default_language)
-    record = body.get("record", False)
+    record = body.get("record", False)  # consent to this call's recording (ignored where the server offers none)
     if not isinstance(record, bool):
         raise OfferError('"record" must be true or false')
     return Offer(sdp, mode, language, *check_profile(body.get("profile"), body.get("display_name")), record)
