@@ -1,6 +1,7 @@
 """Recording a call (server/history/recording.py), over real WebRTC with scripted providers: with the server's
 recording on and the person's consent, both sides are saved as Opus in Ogg, served to the session's owner only and
-deleted with the session; without consent, or with the server's recording off, nothing is saved."""
+deleted with the session; without consent, or with the server's recording off, nothing is saved. In Chromium: the
+call page's box, unticked, and the history page's player."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ import av
 import numpy as np
 import pytest
 
-from parley.audio import RATE
+from parley.audio import RATE, write_wav
 from parley.rtc import CallClient
 from server.config import Settings
 from server.history.api import PROFILE_HEADER, WRITER
 from server.history.recording import path_for
 from tests.fakes import FakeLLM, fake_providers
 from tests.helpers import client_offer, is_, until
+from tests.page_probe import CHROMIUM, FLAGS
+from tests.test_call_page import start_call
 
 ANN = "ann-profile-0123456789abcdef"
 BOB = "bob-profile-0123456789abcdef"
@@ -130,3 +133,44 @@ async def test_an_offer_whose_record_is_not_true_or_false_is_refused_in_words(st
     body = {"sdp": await client_offer(), "type": "offer", "record": "yes"}
     async with aiohttp.ClientSession() as http, http.post(url + "/offer", json=body) as resp:
         assert resp.status == 400 and "record" in (await resp.json())["error"]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"{CHROMIUM} is missing (apt-get install chromium to run it)")
+async def test_the_page_offers_the_box_unticked_and_the_history_page_plays_the_recording(
+    start_server, started_apps, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    mic = tmp_path / "mic.wav"
+    t = np.arange(RATE * 2) / RATE
+    write_wav(mic, (0.1 * 32767 * np.sin(2 * np.pi * 300 * t)).astype(np.int16))
+    url = await start_server(fake_providers(llm=FakeLLM("Sure.")), settings(tmp_path / "data", "on"))
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                          args=[*FLAGS, f"--use-file-for-fake-audio-capture={mic}"])  # fmt: skip
+        try:
+            context = await browser.new_context()
+            page = await context.new_page()
+            await page.goto(url + "/")
+            box = page.locator("#record")
+            await expect(box).to_be_visible()
+            await expect(box).not_to_be_checked()
+            await box.check()
+            await start_call(page, "chat", "en")
+            await page.wait_for_timeout(1500)
+            await page.click("#call")
+            await page.wait_for_function("() => document.getElementById('state').textContent === 'Not in a call'")
+            await started_apps[-1][WRITER].flush()
+            recordings = tmp_path / "data" / "recordings"
+            await until(lambda: any(recordings.glob("*.ogg")), 15)
+
+            await page.goto(url + "/static/history.html")
+            await page.wait_for_selector("body[data-loaded]", state="attached", timeout=10_000)
+            await page.locator("#sessions li.session button").first.click()
+            player = page.locator("#past-recording")
+            await expect(player).to_be_visible()
+            await page.wait_for_function("() => document.getElementById('past-recording').duration > 1")
+            await context.close()
+        finally:
+            await browser.close()
