@@ -182,8 +182,9 @@ async def mint_token(request: web.Request) -> web.Response:
 
 async def languages(request: web.Request) -> web.Response:
     """The languages a call may use (server/languages.py): the call page fills its picker from them."""
-    # Whether calls may be recorded here: the page offers its "Record this call" box only then.
-    return web.json_response({**catalogue(), "recording": request.app[SETTINGS].recording == "on"})
+    # Whether calls may be recorded here (kept with their history): the page offers its "Record this call" box then.
+    settings = request.app[SETTINGS]
+    return web.json_response({**catalogue(), "recording": settings.recording == "on" and settings.history == "on"})
 
 
 async def status(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 from parley.audio import RATE, write_wav
 from parley.rtc import CallClient
 from server.config import Settings
-from server.history.api import PROFILE_HEADER, WRITER
+from server.history.api import PROFILE_HEADER, WRITER, retain
 from server.history.recording import path_for
 from tests.fakes import FakeLLM, fake_providers
 from tests.helpers import client_offer, is_, until
@@ -107,6 +108,36 @@ async def test_a_consenting_call_is_recorded_both_sides_for_its_person_only_and_
     assert (await get(url, f"/history/sessions/{call.session_id}", method="DELETE"))[0] == 200
     assert not path.exists()
     assert (await get(url, f"/history/sessions/{call.session_id}/recording"))[0] == 404
+
+    again = await calls(url, True)  # deleting all of one's data deletes their recordings too
+    await again.end()
+    path = path_for(settings(tmp_path, "on"), again.session_id)
+    await until(path.is_file, 15)
+    assert (await get(url, "/history", method="DELETE"))[0] == 200
+    assert not path.exists()
+
+
+async def test_retention_deletes_the_recordings_finished_before_its_cutoff(tmp_path: Path):
+    old, new = tmp_path / "old.ogg", tmp_path / "new.ogg"
+    for path in (old, new):
+        path.write_bytes(b"OggS")
+    long_ago = time.time() - 40 * 86400
+    os.utime(old, (long_ago, long_ago))
+    submitted: list[str] = []
+    ready = asyncio.Event()
+    ready.set()
+
+    class Writer:  # the database's part of retention is tested with the store (tests/test_history_store.py)
+        def submit(self, op: str, **_fields: Any) -> None:
+            submitted.append(op)
+
+    writer: Any = Writer()
+    task = asyncio.get_running_loop().create_task(retain(writer, 30, ready, every_s=0.05, recordings=tmp_path))
+    try:
+        await until(lambda: not old.exists(), 5)
+    finally:
+        task.cancel()
+    assert new.exists() and submitted[0] == "delete_older_than"
 
 
 async def test_without_consent_or_with_the_servers_recording_off_nothing_is_recorded(
