@@ -33,6 +33,7 @@ QUEUE_MAX = 1000  # chunks: about 10 s of both sides, far more than a busy machi
 JITTER_S = 0.2  # a side's chunk that comes later than this after its last one follows a gap: silence is put in
 MAX_LEAD_S = 2.0  # one side ahead of the other by more (it stopped coming): the other is padded with silence
 PERSON, BOT = 0, 1
+BIT_RATE = 48_000  # both voices, clear enough to hear one's own mistakes: about 21 MiB an hour
 
 
 def folder(settings: Settings) -> Path:
@@ -95,6 +96,7 @@ class CallRecording:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with av.open(str(part), "w", format="ogg") as container:
                 stream = container.add_stream("libopus", rate=OUT_RATE, layout="stereo")
+                stream.bit_rate = BIT_RATE
                 self._encode(container, stream)
                 for packet in stream.encode(None):
                     container.mux(packet)
