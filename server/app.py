@@ -182,7 +182,9 @@ async def mint_token(request: web.Request) -> web.Response:
 
 async def languages(request: web.Request) -> web.Response:
     """The languages a call may use (server/languages.py): the call page fills its picker from them."""
-    return web.json_response(catalogue())
+    # Whether calls may be recorded here (kept with their history): the page offers its "Record this call" box then.
+    settings = request.app[SETTINGS]
+    return web.json_response({**catalogue(), "recording": settings.recording == "on" and settings.history == "on"})
 
 
 async def status(request: web.Request) -> web.Response:
@@ -286,7 +288,7 @@ async def _place(
     settings = app[SETTINGS]
     defaults = (grant.default_mode(), grant.default_language()) if grant else (None, None)
     try:
-        sdp, mode, language, profile, display_name = await signalling.read_offer(
+        sdp, mode, language, profile, display_name, record = await signalling.read_offer(
             request, *defaults, timeout_s=settings.http_timeout_s
         )
     except signalling.OfferError as exc:
@@ -334,7 +336,7 @@ async def _place(
         app[AFTER_CALLS].call_ended()
 
     call.on_close.append(forget)
-    history.record(app, call, profile, display_name)
+    history.record(app, call, profile, display_name, record)
     call.answered()
     user = f" for user {call.user!r}" if call.user is not None else ""
     logger.info("call %s: %s/%s from %s%s", session_id, mode, language, address, user)

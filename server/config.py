@@ -150,6 +150,9 @@ class Settings:
     database_url: str = field(default="", repr=False)  # may hold a password
     # Records of sessions that started longer ago than this are deleted (checked hourly); 0 = kept for ever.
     retention_days: float = 0.0
+    # Recording calls (both sides, Opus in Ogg, beside the database): "off", or "on" = offered to the person, who
+    # ticks a box on the page for each call they want recorded (server/history/recording.py).
+    recording: str = "off"
     log_level: str = "INFO"
     log_format: str = "text"  # or "json": one object per line
 
@@ -241,6 +244,8 @@ class Settings:
             raise ValueError("PARLEY_OFFERS_PER_MINUTE must be 0 (no limit here) or more")
         if self.history not in ("on", "off"):
             raise ValueError("PARLEY_HISTORY must be on or off")
+        if self.recording not in ("on", "off"):
+            raise ValueError("PARLEY_RECORDING must be on or off")
         if self.retention_days < 0:
             raise ValueError("PARLEY_RETENTION_DAYS must be 0 (kept for ever) or more")
         if self.database_url and self.database_url.split("://", 1)[0] not in DATABASE_SCHEMES:

@@ -96,6 +96,8 @@ class Call:
         # (server/history/recorder.py). They queue work and return; they never raise.
         self.on_event: list[Callable[[ServerEvent], None]] = []
         self.on_restart: list[Callable[[str, str], None]] = []
+        # Observers of each inbound window as heard (16 kHz mono float32): a consented recording. They only queue.
+        self.on_heard: list[Callable[[np.ndarray], None]] = []
 
     # -- wiring ---------------------------------------------------------------------------------------------
     def attach(self) -> None:
@@ -306,6 +308,8 @@ class Call:
                 self.end("media_failed")
                 return
             for window in windows:
+                for heard in self.on_heard:
+                    heard(window)
                 self.turn_taker.hear(window)
 
     # -- client messages ------------------------------------------------------------------------------------

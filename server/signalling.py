@@ -75,6 +75,7 @@ class Offer(NamedTuple):
     language: str
     profile: str | None = None  # the page's random profile id (a call token's user wins over it)
     display_name: str | None = None
+    record: bool = False  # the person agreed to this call's recording (kept only where the server offers it)
 
 
 def check_profile(profile: Any, display_name: Any = None) -> tuple[str | None, str | None]:
@@ -119,7 +120,10 @@ async def read_offer(
 ) -> Offer:
     body = await read_json(request, timeout_s)
     sdp, mode, language = parse_offer(body, default_mode, default_language)
-    return Offer(sdp, mode, language, *check_profile(body.get("profile"), body.get("display_name")))
+    record = body.get("record", False)  # consent to this call's recording (ignored where the server offers none)
+    if not isinstance(record, bool):
+        raise OfferError('"record" must be true or false')
+    return Offer(sdp, mode, language, *check_profile(body.get("profile"), body.get("display_name")), record)
 
 
 async def read_json(request: web.Request, timeout_s: float = BODY_TIMEOUT_S) -> Any:

@@ -43,7 +43,7 @@ SLOW_MODULES = {  # servers in subprocesses, espeak-ng, a browser, hypothesis ov
     "test_drain", "test_soak", "test_turn_relay", "test_llama_server", "test_voices", "test_http_fuzz",
     "test_real_models", "test_languages_real", "test_browser", "test_http_limits", "test_cluster",
     "test_inference_tier", "test_pre_stop", "test_turn_model", "test_page_reconnect", "test_page_framed",
-    "test_call_page", "test_js_types", "test_history", "test_history_page",
+    "test_call_page", "test_js_types", "test_history", "test_history_page", "test_recording",
     "test_package", "test_setup",  # pip installs into fresh virtual environments
 }  # fmt: skip
 

@@ -151,6 +151,7 @@ async function startCall() {
   const current = new Call({
     url: ".", token, ...lastCall, audio: Devices.constraints().audio, audioElement: $("remote"),
     profile: profileId(), displayName: displayName(),
+    record: !$("record-choice").hidden && $("record").checked,
     // The server wants a token: the page's URL fragment (#token=...) did not have the right one.
     askToken: () => {
       token = window.prompt("This server needs an access token:") || "";
@@ -230,7 +231,8 @@ async function loadLanguages() {
   try {
     const response = await fetch("languages");
     if (!response.ok) throw new Error("GET /languages answered " + response.status);
-    const { languages, default: fallback } = await response.json();
+    const { languages, default: fallback, recording } = await response.json();
+    $("record-choice").hidden = !recording;
     const picker = $("language");
     const chosen = picker.value;
     picker.replaceChildren(...languages.map((language) => {

@@ -127,6 +127,20 @@ async function openSession(id) {
   }
   $("detail").hidden = false;
   $("detail").focus(); // keyboard and screen reader users land on what they opened
+  showRecording(session.id);
+}
+
+// The call's recording, if it has one (404 otherwise): an <audio> cannot send the profile's header, so it plays
+// the fetched Ogg from a blob.
+async function showRecording(id) {
+  const player = $("past-recording");
+  player.hidden = true;
+  if (player.src) URL.revokeObjectURL(player.src);
+  player.removeAttribute("src");
+  const response = await fetch(`${API}/sessions/${encodeURIComponent(id)}/recording`, { headers: headers() });
+  if (!response.ok || !opened || opened.id !== id) return;
+  player.src = URL.createObjectURL(await response.blob());
+  player.hidden = false;
 }
 
 function closeSession() {

@@ -128,6 +128,9 @@ export interface ConnectOptions {
   profile?: string;
   /** Shown with the profile's records; at most 64 printable characters. */
   displayName?: string;
+  /** The person agreed to this call's recording (both sides, kept with the history); only where `GET /languages`
+   *  says `recording: true`, ignored elsewhere. Default false. */
+  record?: boolean;
   /** Take a dropped call up again (POST /resume); default true. */
   reconnect?: boolean;
   /** Listeners subscribed before the call starts (`connect` only), as for `Call.on`. */

@@ -140,6 +140,7 @@ export class Call extends EventTarget {
       this.iceServers = ice.iceServers || [];
       const offer = going(await offerFrom(this._newPeer()));
       const who = { profile: this.options.profile, display_name: this.options.displayName }; // for the record
+      if (this.options.record) who.record = true; // the person's consent to this call's recording
       const body = JSON.stringify({ ...offer, mode: this.mode, language: this.language, ...who });
       const headers = { "Content-Type": "application/json" };
       const answer = going(await answerOf(await this._authorized("offer", { method: "POST", headers, body })));

@@ -12,8 +12,10 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -21,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from server import admission, signalling, tokens
 from server.config import Settings
-from server.history import corrections_api, db
+from server.history import corrections_api, db, recording
 from server.history.export import filename, to_json, to_markdown
 from server.history.recorder import Recorder, profile_key
 from server.history.store import MAX_LIST, Store
@@ -47,6 +49,8 @@ class History:
     call_tokens: tokens.CallTokens
     writer: Writer
     ready: asyncio.Event
+    metrics: Metrics | None = None
+    recording_now: set[str] = field(default_factory=set)  # calls being recorded (their files are not finished)
 
 
 HISTORY = web.AppKey("history", History)
@@ -85,14 +89,16 @@ def setup(app: web.Application, settings: Settings, call_tokens: tokens.CallToke
     counters = Counters(lambda op: metrics.history_failures.labels(op).inc(), metrics.history_dropped.inc)
     writer = Writer(Store(db.create_engine(url)), counters, ready=prepare)
     app[WRITER] = writer
-    app[HISTORY] = History(settings, call_tokens, writer, ready)
+    app[HISTORY] = History(settings, call_tokens, writer, ready, metrics)
     metrics.watch_history(lambda: writer.pending)
 
     async def running(app: web.Application) -> AsyncIterator[None]:
         writer.start()
         retention = None
         if settings.retention_days > 0:
-            retention = asyncio.get_running_loop().create_task(retain(writer, settings.retention_days, ready))
+            retention = asyncio.get_running_loop().create_task(
+                retain(writer, settings.retention_days, ready, recordings=recording.folder(settings))
+            )
         yield
         if retention is not None:
             retention.cancel()
@@ -102,20 +108,42 @@ def setup(app: web.Application, settings: Settings, call_tokens: tokens.CallToke
     app.cleanup_ctx.append(running)
 
 
-async def retain(writer: Writer, days: float, ready: asyncio.Event, every_s: float = RETENTION_EVERY_S) -> None:
+async def retain(
+    writer: Writer,
+    days: float,
+    ready: asyncio.Event,
+    every_s: float = RETENTION_EVERY_S,
+    recordings: Path | None = None,
+) -> None:
     """``PARLEY_RETENTION_DAYS``: sessions older than that are deleted, at start-up and then hourly (a write like
     any other: through the writer, never on a call's way)."""
     await ready.wait()
     while True:
-        writer.submit("delete_older_than", cutoff=datetime.now(UTC) - timedelta(days=days))
+        cutoff = datetime.now(UTC) - timedelta(days=days)
+        writer.submit("delete_older_than", cutoff=cutoff)
+        # A recording is finished at its call's hang-up: one last changed before the cutoff is of an older session.
+        if recordings is not None:
+            await asyncio.to_thread(recording.prune, recordings, partial(_newer, cutoff=cutoff))
         await asyncio.sleep(every_s)
 
 
-def record(app: web.Application, call: Call, profile: str | None, display_name: str | None) -> None:
-    """Records ``call`` as it goes, for its profile; the call token's user wins."""
+def _newer(path: Path, cutoff: datetime) -> bool:
+    try:
+        return path.stat().st_mtime >= cutoff.timestamp()
+    except OSError:
+        return True
+
+
+def record(
+    app: web.Application, call: Call, profile: str | None, display_name: str | None, consent: bool = False
+) -> None:
+    """Records ``call`` as it goes, for its profile; the call token's user wins. With the person's consent where
+    the server offers it (``PARLEY_RECORDING=on``), its audio too."""
     writer = app.get(WRITER)
     if writer is None:
         return
+    if consent and app[HISTORY].settings.recording == "on":
+        _record_audio(app[HISTORY], call)
     responder = call.responder
     recorder = Recorder(writer, call.session_id, profile_key(profile, call.user), display_name, responder.mode,
                         responder.language, responder.scorecard)  # fmt: skip
@@ -125,6 +153,28 @@ def record(app: web.Application, call: Call, profile: str | None, display_name: 
     corrections_api.recall(writer, app[HISTORY].ready, call, recorder.profile_id)
     call.on_restart.append(lambda _mode, _language: corrections_api.recall(writer, app[HISTORY].ready, call,
                                                                           recorder.profile_id))  # fmt: skip
+
+
+def _record_audio(history: History, call: Call) -> None:
+    metrics = history.metrics
+    failed = (lambda: metrics.history_failures.labels("recording").inc()) if metrics else (lambda: None)
+    audio = recording.CallRecording(recording.path_for(history.settings, call.session_id), failed)
+    history.recording_now.add(call.session_id)
+    call.on_heard.append(audio.person)
+    sent = call.track.on_sent  # the echo gate's: both see each frame as it leaves
+
+    def both(pcm: Any) -> None:
+        if sent is not None:
+            sent(pcm)
+        audio.bot(pcm)
+
+    call.track.on_sent = both
+
+    def finished() -> None:
+        audio.finish()
+        history.recording_now.discard(call.session_id)
+
+    call.on_close.append(finished)
 
 
 # -- who is asking --------------------------------------------------------------------------------------------
@@ -249,14 +299,35 @@ async def _export_all(request: web.Request) -> web.Response:
 async def _delete_one(request: web.Request) -> web.Response:
     store, _who, session_id = await _own(request)
     await store.delete_session(session_id)
+    path = recording.path_for(request.app[HISTORY].settings, session_id)
+    await asyncio.to_thread(path.unlink, missing_ok=True)
     return web.json_response({"deleted": session_id})
+
+
+async def _recording(request: web.Request) -> web.StreamResponse:
+    """The call's recording (audio/ogg), kept with its first session; 404 when it has none."""
+    _store, _who, session_id = await _own(request)
+    path = recording.path_for(request.app[HISTORY].settings, session_id)
+    if not await asyncio.to_thread(path.is_file):
+        raise Refused(404, "this session has no recording")
+    return web.FileResponse(path, headers={"Content-Type": "audio/ogg"})
 
 
 async def _delete_all(request: web.Request) -> web.Response:
     store, who = await _open(request)
     if who.profile is None:
         raise Refused(400, "name the profile whose data goes (?profile=): everyone's is not deleted at once")
-    return web.json_response({"deleted_sessions": await store.delete_profile(who.profile)})
+    deleted = await store.delete_profile(who.profile)
+    await _prune_recordings(request.app[HISTORY], store)
+    return web.json_response({"deleted_sessions": deleted})
+
+
+async def _prune_recordings(history: History, store: Store) -> None:
+    """Deletes the finished recordings whose session is gone (a profile's data deleted)."""
+    folder = recording.folder(history.settings)
+    names = await asyncio.to_thread(lambda: [p.stem for p in folder.glob("*.ogg")] if folder.is_dir() else [])
+    gone = {name for name in names if name not in history.recording_now and not (await store.owner(name))[0]}
+    await asyncio.to_thread(recording.prune, folder, lambda path: path.stem not in gone)
 
 
 async def _profile(request: web.Request) -> web.Response:
@@ -267,10 +338,12 @@ async def _profile(request: web.Request) -> web.Response:
     return web.json_response({"profile": who.profile, **(found or {"display_name": None})})
 
 
-def _route(handler: Callable[[web.Request], Awaitable[web.Response]]) -> Callable[..., Awaitable[web.Response]]:
+def _route(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> Callable[..., Awaitable[web.StreamResponse]]:
     """A route whose refusals, and a database that is away, are JSON answers in words."""
 
-    async def guarded(request: web.Request) -> web.Response:
+    async def guarded(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
         except Refused as exc:
@@ -287,6 +360,7 @@ ROUTES = [
     ("GET", "/history/sessions", _route(_list)),
     ("GET", "/history/sessions/{session_id}", _route(_get)),
     ("GET", "/history/sessions/{session_id}/export", _route(_export_one)),
+    ("GET", "/history/sessions/{session_id}/recording", _route(_recording)),
     ("DELETE", "/history/sessions/{session_id}", _route(_delete_one)),
     ("GET", "/history/export", _route(_export_all)),
     ("DELETE", "/history", _route(_delete_all)),
