@@ -112,6 +112,7 @@ class CallRecording:
         sides = [np.zeros(0, dtype=np.int16), np.zeros(0, dtype=np.int16)]
         placed = [0, 0]  # samples of each side so far, on the call's clock
         written = 0
+        to_48k = _upsampler()
         while True:
             try:
                 side, at, samples = self._queue.get(timeout=0.1)
@@ -119,7 +120,7 @@ class CallRecording:
                 if self._done.is_set():
                     break
                 continue
-            pcm = _to_48k(samples) if side == PERSON else samples
+            pcm = to_48k(samples) if side == PERSON else samples
             due = int((at - self._start) * OUT_RATE) - pcm.size  # where this chunk starts, had it come on time
             if due - placed[side] > JITTER_S * OUT_RATE:  # a gap (no packets, a stalled track): silence
                 sides[side] = np.concatenate([sides[side], np.zeros(due - placed[side], dtype=np.int16)])
@@ -156,10 +157,16 @@ class CallRecording:
         return pts
 
 
-def _to_48k(window: np.ndarray) -> np.ndarray:
-    """16 kHz float32 -> 48 kHz int16 by linear interpolation: enough for a voice played back (it has nothing above
-    8 kHz), and no resampler state to keep across windows."""
-    factor = OUT_RATE // VAD_RATE
-    at = np.arange(window.size * factor, dtype=np.float32) / factor
-    upsampled = np.interp(at, np.arange(window.size, dtype=np.float32), window)
-    return np.clip(np.rint(upsampled * 32767.0), -32768, 32767).astype(np.int16)
+def _upsampler() -> Callable[[np.ndarray], np.ndarray]:
+    """16 kHz float32 windows -> 48 kHz int16, through libswresample (its state carried from window to window, on the
+    recording's own thread)."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=OUT_RATE)
+
+    def upsample(window: np.ndarray) -> np.ndarray:
+        pcm = np.clip(np.rint(window * 32767.0), -32768, 32767).astype(np.int16)
+        frame = AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = VAD_RATE
+        out = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
+
+    return upsample
