@@ -150,9 +150,12 @@ def record(
     call.on_event.append(recorder.event)
     call.on_restart.append(recorder.restart)
     call.on_close.append(recorder.closed)
-    corrections_api.recall(writer, app[HISTORY].ready, call, recorder.profile_id)
-    call.on_restart.append(lambda _mode, _language: corrections_api.recall(writer, app[HISTORY].ready, call,
-                                                                          recorder.profile_id))  # fmt: skip
+
+    def recall(*_start_over: str) -> None:  # a language lesson opens on a past correction; so does one switched to
+        corrections_api.recall(writer, app[HISTORY].ready, call, recorder.profile_id)
+
+    recall()
+    call.on_restart.append(recall)
 
 
 def _record_audio(history: History, call: Call) -> None:
