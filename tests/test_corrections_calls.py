@@ -161,7 +161,7 @@ async def test_a_database_that_does_not_answer_gives_todays_greeting_without_del
         await second.connect()
         greeted, said = await second.wait_for(is_("transcript", role="assistant"), 10, placed)
         assert said["text"] == today("es")
-        assert greeted - placed < 4.0  # not held for the look-up (6 s): REVISIT_GRACE_S at most
+        assert greeted - placed < 4.0  # not held for the look-up (6 s): HISTORY_GRACE_S at most
         await second.wait_listening(30)
         await typed_turn(second, "Hola otra vez.")  # the call goes on
         await until(lambda: "the history did not answer" in caplog.text, 10)

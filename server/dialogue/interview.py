@@ -261,7 +261,7 @@ class Interview:
     def continue_from(self, past: Past) -> None:
         """Picks up where the person's earlier interviews left off: their last level (unless this one has moved
         already), and the questions they were asked and the topics they missed, for every pick from now on. It
-        may come after the first question was asked: the greeting never waits for the history."""
+        may come after the first question was asked: the greeting waits for the history only briefly."""
         self.past = past
         if not self.records and past.level in LEVELS:
             self.level = past.level
@@ -301,6 +301,13 @@ class Interview:
         assert question is not None, "the question bank is empty"
         self._ask(question)
         return question
+
+    def reopen(self) -> Question:
+        """The opening question picked again (the person's past has come before it was said)."""
+        if self.current is not None and not self.records:
+            self.asked.discard(self.current.id)
+            self.current = None
+        return self.first_question()
 
     def _pick(self) -> Question | None:
         last = self.current.topic if self.current else None

@@ -38,10 +38,11 @@ from server.providers.base import ChatMessage, ProviderError, Providers, VoiceSt
 
 logger = logging.getLogger("server.session")  # one logger for a call's lines
 
-# The longest a language practice greeting waits for the look-up of the correction it may revisit, when that is
-# still under way as the call connects (a loaded database; normally it answered in ms, long before): past this,
-# today's greeting, with no more delay than this to the first audio.
-REVISIT_GRACE_S = 0.3
+# The longest a greeting waits for what the person's history says (the correction a language lesson revisits, the
+# level and questions an interview continues from), when that read is still under way as the call connects (a
+# loaded database; normally it answered in ms, long before): past this, today's greeting, with no more delay than
+# this to the first audio.
+HISTORY_GRACE_S = 0.3
 PROMPT_EXTRA_TOKENS = 24  # "<|im_start|>assistant\n" and drift_guard's "(Reply in Japanese.)", with room to spare
 
 
@@ -82,6 +83,9 @@ class Responder:
         # Language practice: the look-up of a correction of an earlier session to open with, and what to call
         # when the greeting revisits it (server/history/corrections_api.py)
         self._revisit_lookup: tuple[asyncio.Future[Revisit | None], Callable[[Revisit], None]] | None = None
+        # Interviews: the read of the person's past interviews, which the first question waits for
+        # (server/history/continuity.py)
+        self._past_lookup: asyncio.Future[None] | None = None
 
     # -- the dialogue's state -------------------------------------------------------------------------------
     def restart(self, mode: str | None = None, language: str | None = None) -> None:
@@ -93,7 +97,8 @@ class Responder:
         self.conversation.reset(self.persona.system_prompt(self.language))
         self.conversation.budget = self._history_budget()
         self._new_interview()
-        self._greeted, self._revisit_lookup = False, None  # a new session: it may revisit a correction too
+        # A new session: it may revisit a correction too; a restarted interview continues without a read
+        self._greeted, self._revisit_lookup, self._past_lookup = False, None, None
 
     def _new_interview(self) -> None:
         # English interviews run on the question bank, their structure kept by the app (dialogue/interview.py).
@@ -103,11 +108,17 @@ class Responder:
 
     def expect_revisit(self, lookup: asyncio.Future[Revisit | None], said: Callable[[Revisit], None]) -> bool:
         """A correction of an earlier session to open with is being looked up (as the call starts): the greeting
-        revisits it if the look-up has answered by then, or within ``REVISIT_GRACE_S``; else it is today's."""
+        revisits it if the look-up has answered by then, or within ``HISTORY_GRACE_S``; else it is today's."""
         if self._greeted or not self.persona.revisits(self.language):
             return False
         self._revisit_lookup = (lookup, said)
         return True
+
+    def expect_past(self, lookup: asyncio.Future[None]) -> None:
+        """The person's past interviews are being read (as the call starts; ``lookup`` hands them to the interview):
+        the first question is picked with them if they have come by then, or within ``HISTORY_GRACE_S``."""
+        if not self._greeted:
+            self._past_lookup = lookup
 
     @property
     def reads_ahead(self) -> bool:
@@ -143,25 +154,44 @@ class Responder:
     # -- replies --------------------------------------------------------------------------------------------
     def greeting(self) -> Callable[[ReplyHandle], Coroutine[Any, Any, None]]:
         """The greeting, chosen now (and the interview's first question); said as a reply of its own."""
-        question = self.interview.first_question().text if self.interview is not None else None
+        interview = self.interview
+        question = interview.first_question() if interview is not None else None
         lookup, self._revisit_lookup = self._revisit_lookup, None
+        past, self._past_lookup = self._past_lookup, None
         self._greeted = True  # a later greeting (a restart) is a new session's: today's
         if lookup is not None:
             return lambda handle: self._greet_revisiting(handle, *lookup)
-        text = self.persona.greeting(self._rng, self.language, question)
+        if interview is not None and past is not None and not past.done():
+            return lambda handle: self._greet_interviewing(handle, interview, past)
+        text = self.persona.greeting(self._rng, self.language, question.text if question else None)
         return lambda handle: self._speak_fixed(handle, text)
+
+    async def _within_grace(self, lookup: asyncio.Future[Any], what: str) -> bool:
+        """Whether ``lookup`` has answered, waiting up to ``HISTORY_GRACE_S`` for it (it goes on if not)."""
+        try:
+            await asyncio.wait_for(asyncio.shield(lookup), HISTORY_GRACE_S)  # at once when it has answered
+            return True
+        except TimeoutError:
+            logger.info("call %s: %s not read within %.1f s; today's greeting", self.session_id, what,
+                        HISTORY_GRACE_S, extra=self._log("history_late"))  # fmt: skip
+            return False
+
+    async def _greet_interviewing(self, handle: ReplyHandle, interview: Interview, past: asyncio.Future[None]) -> None:
+        """An interview's greeting once its past has been read (or ``HISTORY_GRACE_S`` has gone): the first question
+        picked again with it, at the level the last interview ended at (nothing has been said yet)."""
+        if await self._within_grace(past, "past interviews") and interview is self.interview:
+            question = interview.reopen()
+        else:
+            question = interview.current
+        text = self.persona.greeting(self._rng, self.language, question.text if question else None)
+        await self._speak_fixed(handle, text)
 
     async def _greet_revisiting(
         self, handle: ReplyHandle, lookup: asyncio.Future[Revisit | None], said: Callable[[Revisit], None]
     ) -> None:
         """Language practice's greeting, revisiting a correction where its look-up has answered (normally long
         before: it takes milliseconds, the call's connection hundreds), the model told which one in its prompt."""
-        revisit = None
-        try:
-            revisit = await asyncio.wait_for(asyncio.shield(lookup), REVISIT_GRACE_S)  # at once when it has answered
-        except TimeoutError:
-            logger.info("call %s: no correction to revisit within %.1f s; today's greeting", self.session_id,
-                        REVISIT_GRACE_S, extra=self._log("revisit_late"))  # fmt: skip
+        revisit = lookup.result() if await self._within_grace(lookup, "the correction to revisit") else None
         if revisit is not None:
             self.conversation.reset(self.persona.system_prompt(self.language, revisit))  # nothing said yet to keep
             said(revisit)

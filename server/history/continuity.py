@@ -2,8 +2,9 @@
 
 At call start the interview is handed the level the person's last interview ended at, the questions they were
 asked before (most recent last) and the topics whose last question was missed. The read runs as a task of the
-call: the greeting is spoken while it loads, and a slow or failing database leaves the interview as it was
-(a fresh start at "mid"), logged. Nothing here writes; the records are the recorder's (recorder.py).
+call: the greeting's first question waits for it at most the responder's HISTORY_GRACE_S, and a slow or failing
+database leaves the interview as it was (a fresh start at "mid"), logged and counted. Nothing here writes; the
+records are the recorder's (recorder.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from server.dialogue.bank import Past
 from server.dialogue.interview import Interview
-from server.history.api import HISTORY
+from server.history.api import HISTORY, History
 from server.history.recorder import profile_key
 from server.history.schema import Question, Scorecard, Session
 
@@ -76,7 +77,6 @@ def resume(app: web.Application, call: Call, page_profile: str | None) -> None:
     key = profile_key(page_profile, call.user)
     if history is None or key is None:
         return
-    engine = history.writer.store.engine
     last: list[Interview] = []  # the call's latest interview
 
     def start(*_: str) -> None:
@@ -90,20 +90,19 @@ def resume(app: web.Application, call: Call, page_profile: str | None) -> None:
             # rather than a read that may not see the last few questions yet (the writer is behind the call).
             interview.continue_from(before.carried())
         else:
-            call.spawn(_hand_over(engine, history.ready, key[0], interview, call.session_id))
+            call.responder.expect_past(call.spawn(_hand_over(history, key[0], interview, call.session_id)))
 
     start()
     call.on_restart.append(start)
 
 
-async def _hand_over(
-    engine: AsyncEngine, ready: asyncio.Event, profile_id: str, interview: Interview, call_id: str
-) -> None:
+async def _hand_over(history: History, profile_id: str, interview: Interview, call_id: str) -> None:
     try:
         async with asyncio.timeout(LOAD_TIMEOUT_S):
-            await ready.wait()  # the migrations, at a server's start
-            past = await load(engine, profile_id)
+            await history.ready.wait()  # the migrations, at a server's start
+            past = await load(history.writer.store.engine, profile_id)
     except Exception as exc:  # (TimeoutError included) today's behaviour: a fresh interview
+        history.writer.counters.failed("continuity")  # parley_history_failures_total{op="continuity"}
         logger.warning("call %s: the past interviews could not be read (%r); starting afresh", call_id, exc)
         return
     interview.continue_from(past)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # The look-up races the call's connection (ICE and DTLS: a few hundred ms on loopback, more over the internet):
-# the greeting goes when the call connects, and waits at most Responder's REVISIT_GRACE_S for a look-up still under
+# the greeting goes when the call connects, and waits at most Responder's HISTORY_GRACE_S for a look-up still under
 # way. One still running after this is given up, logged and counted: the greeting has gone by then.
 LOOKUP_TIMEOUT_S = 3.0
 
