@@ -24,6 +24,7 @@ from server.config import Settings
 from server.dialogue.modes import CHAT
 from server.languages import LANGUAGES
 from tests.fakes import FakeLLM, fake_providers
+from tests.helpers import until
 from tests.page_probe import CHROMIUM, framing_site, open_page
 
 pytestmark = [
@@ -170,6 +171,14 @@ async def test_a_page_of_another_origin_holds_calls_with_the_element(
                 # The server's "ended" (a message), then the call's own, once.
                 assert events[-2:] == [{"type": "ended", "reason": "requested"}] + [
                     {"on": "ended", "type": "ended", "reason": "requested"}], events[-3:]  # fmt: skip
+
+                # A call still open when its page is left hangs up (pagehide): the server frees it at once rather
+                # than keeping it, and its slot, for a reconnection (30 s here).
+                await frame.evaluate(LEFT_OPEN, parley)
+                calls = started_apps[-1][CALLS]
+                assert len(calls) == 1
+                await frame.goto("about:blank")
+                await until(lambda: not calls, 3)
             finally:
                 await browser.close()
     finally:
@@ -180,6 +189,14 @@ async def test_a_page_of_another_origin_holds_calls_with_the_element(
 
 # In the page: a call by parley.js's connect(), with a token the app's backend minted; greeted, then a typed line
 # answered; ended by end(). Gives the call's states and its other events, in order.
+# In the page: a call by connect(), greeted, and left open.
+LEFT_OPEN = """async (parley) => {
+  const { connect } = await import(parley + "/static/parley.js");
+  const { token } = await (await fetch("/call-token", { method: "POST" })).json();
+  const call = await connect({ url: parley, token, mode: "chat", audioElement: null });
+  await new Promise((resolve) => call.on("transcript", resolve));
+}"""
+
 CONNECT = """async (parley) => {
   const { connect } = await import(parley + "/static/parley.js");
   const { token } = await (await fetch("/call-token", { method: "POST" })).json();

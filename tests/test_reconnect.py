@@ -1,6 +1,7 @@
 """A call that outlives its connection (server/reconnect.py), over real aiortc peers: the client drops its
 connection mid-interview and comes back on a new one; the same call goes on (same session, same next question,
-one scorecard for both halves); another client cannot take it; past the grace period it has ended."""
+one scorecard for both halves); another client cannot take it; past the grace period it has ended. One that hangs
+up is freed at once."""
 
 from __future__ import annotations
 
@@ -91,3 +92,15 @@ async def test_a_call_whose_client_does_not_come_back_ends_after_the_grace_perio
     assert await status_calls(url) == 0
     with pytest.raises(RuntimeError, match=r"\(404\)"):
         await call.reconnect(timeout=5)
+
+
+async def test_a_client_that_hangs_up_frees_its_call_at_once(start_server, call_client):
+    url = await start_server(fake_providers(), Settings(ice_loopback=True))  # a dropped line is kept 30 s
+    call = await call_client(url, mode="chat")
+    await call.wait_listening()
+    await call.close()  # hangs up (tells the server), without waiting for anything
+    for _ in range(20):
+        if await status_calls(url) == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert await status_calls(url) == 0  # its slot is free for the next caller, not held for a reconnection

@@ -194,7 +194,7 @@ export declare class Call extends EventTarget {
   switchMicrophone(device: string | MediaTrackConstraints | MediaStream): Promise<MediaStream>;
   /** Hangs up: the server sends what it owes, then `ended`; resolves once the call has ended (3 s at most). */
   end(): Promise<void>;
-  /** Closes the call here at once, without telling the server. */
+  /** Hangs up at once: tells the server (`end`) without waiting for its answer; also done when the page is left. */
   close(): void;
 }
 

@@ -103,6 +103,7 @@ export class Call extends EventTarget {
     this._resumeTimer = null;
     this._endTimer = null;
     this._started = false;
+    this._leaving = () => this.close(); // the page is closed or left: hang up rather than drop the line
     const element = options.audioElement;
     this.audioElement = element === undefined ? Object.assign(new Audio(), { autoplay: true }) : element;
   }
@@ -127,6 +128,7 @@ export class Call extends EventTarget {
   async start() {
     if (this._started) throw new ParleyError("this call was started already");
     this._started = true;
+    globalThis.addEventListener?.("pagehide", this._leaving);
     this._setState("connecting");
     // Each step goes on only while the call is not ended (end() or close() while it connects).
     const going = (value) => {
@@ -411,12 +413,17 @@ export class Call extends EventTarget {
     return over;
   }
 
-  /** Closes the call here at once, without asking the server (it notices the peer gone); `ended` follows. */
+  /**
+   * Closes the call here at once, without waiting for the server; `ended` follows. The server is told (`end`) so
+   * that it frees the call now: a line that just closes is one it keeps the call for, for a while, to come back.
+   */
   close() {
+    this.send({ type: "end" });
     this._finish({ type: "ended", reason: "requested", local: true });
   }
 
   _teardown() {
+    globalThis.removeEventListener?.("pagehide", this._leaving);
     clearTimeout(this._lostTimer);
     clearTimeout(this._resumeTimer);
     clearTimeout(this._endTimer);
