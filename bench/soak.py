@@ -20,7 +20,8 @@ models, or with ``--remote`` the OpenAI provider pointed at a local OpenAI-compa
 running server (one worker of a cluster, for example).
 
 It prints one line per sample and, at the end, the growth from the first sample after call ``--every`` to the
-last, and the least-squares slope per call over those samples.
+last, where in the server's memory mappings it is (``bench/mappings.py``), and the least-squares slope per call
+over those samples.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from bench import mappings
 from bench.serverproc import ServerProcess
 from parley.audio import RATE, read_wav
 from parley.rtc import CallClient
@@ -183,15 +185,19 @@ def slope(points: list[tuple[int, float]]) -> float:
 async def soak(url: str, pid: int, calls: int, concurrency: int, every: int, clips: dict) -> list[dict]:
     tally = Tally()
     samples: list[dict] = []
+    warm: dict[int, mappings.Mapping] = {}  # the server's memory mappings after the warm-up (call ``every``)
     names = ("parley_active_calls", "parley_calls_total", "parley_barge_ins_total", "parley_live_calls",
              "parley_live_replies", "process_resident_memory_bytes", "process_open_fds",
-             "parley_malloc_in_use_bytes", "parley_malloc_free_bytes")  # fmt: skip
+             "parley_malloc_in_use_bytes", "parley_malloc_free_bytes", "parley_python_blocks")  # fmt: skip
 
     async def sample(at: int) -> None:
         await asyncio.sleep(1.0)  # the last hang-ups close on the server
         row = {"calls": at, **proc_figures(pid), **(await server_metrics(url, names)), "failed": tally.failed}
         samples.append(row)
-        extra = "".join(f", {k.removeprefix('parley_')} {v:.0f}" for k, v in row.items() if k.startswith("parley_l"))
+        if at == every:
+            warm.update(mappings.read(pid))
+        counts = ("parley_l", "parley_python")
+        extra = "".join(f", {k.removeprefix('parley_')} {v:.0f}" for k, v in row.items() if k.startswith(counts))
         extra += "".join(f", {k.removeprefix('parley_')[:-6]} {v / 2**20:.0f} MB" for k, v in row.items()
                          if k.startswith("parley_malloc"))  # fmt: skip
         print(f"after {at:5d} calls: RSS {row['rss_mb']:7.1f} MB, fds {row['fds']:.0f}, threads "
@@ -211,6 +217,9 @@ async def soak(url: str, pid: int, calls: int, concurrency: int, every: int, cli
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         await sample(batch.stop)
     print(f"{calls} calls in {time.monotonic() - started:.0f} s")
+    if warm and calls > every:
+        print(f"resident memory from call {every} to {calls}, by mapping:", *mappings.growth(warm, mappings.read(pid)),
+              sep="\n")  # fmt: skip
     return samples
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -47,6 +48,9 @@ class Metrics:
         )
         Gauge("parley_event_loop_tasks", "Tasks on the event loop", registry=self.registry).set_function(_tasks)
         Gauge("parley_threads", "Threads of the process", registry=self.registry).set_function(threading.active_count)
+        # Python's own: objects and small buffers its allocator holds. Flat over calls once they are collected.
+        Gauge("parley_python_blocks", "Memory blocks held by Python's allocator (objects, small buffers)",
+              registry=self.registry).set_function(sys.getallocatedblocks)  # fmt: skip
         if native_memory.available():  # the C heap (glibc): what is in use, and what is free but still held
             Gauge("parley_malloc_in_use_bytes", "Bytes malloc has handed out (model runtimes, codecs, Python)",
                   registry=self.registry).set_function(lambda: _heap(0))  # fmt: skip

@@ -9,6 +9,7 @@ import weakref
 from collections import Counter
 from collections.abc import Collection
 
+import aiohttp
 import numpy as np
 import pytest
 from aiortc import RTCPeerConnection
@@ -113,3 +114,9 @@ async def test_no_call_leaves_anything_behind(start_server, started_apps, tts_sp
     cached = real_providers.llm.cached_text()
     for word in ("favourite", "Rome", "city"):
         assert word not in cached, f"the chat model still holds a call's words: ...{cached[-300:]!r}"
+    # An operator sees the same from outside: no call object alive, and the process's own figures.
+    async with aiohttp.ClientSession() as http, http.get(url + "/metrics") as resp:
+        figures = dict(line.split(" ", 1) for line in (await resp.text()).splitlines() if line[:1] != "#")
+    assert float(figures["parley_live_calls"]) == 0 and float(figures["parley_live_replies"]) == 0
+    assert float(figures["process_resident_memory_bytes"]) > 50e6 and float(figures["process_open_fds"]) > 0
+    assert float(figures["parley_python_blocks"]) > 100_000
