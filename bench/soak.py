@@ -70,9 +70,18 @@ def speech(audio_dir: Path | None) -> dict[str, list[np.ndarray]]:
     for language, sentences in SENTENCES.items():
         paths = sorted((audio_dir / language).glob("*_48k.wav")) if audio_dir else []
         recorded = [read_wav(p, RATE) for p in paths]
-        recorded = [c for c in recorded if 1.5 * RATE <= c.size <= 7 * RATE]
+        recorded = [level(c) for c in recorded if 1.5 * RATE <= c.size <= 7 * RATE]
         clips[language] = recorded or [espeak(s, language) for s in sentences]
     return clips
+
+
+def level(clip: np.ndarray, rms: float = 0.07) -> np.ndarray:
+    """``clip`` at the level a browser's microphone sends (its automatic gain control: about -23 dBFS RMS). The
+    recordings range from -41 to -20 dBFS; the quietest, said over the bot's reply, is rightly not taken for a
+    barge-in (it is as loud as an echo), and the call then waited for words that never came."""
+    x = clip.astype(np.float32)
+    gain = rms * 32768 / max(float(np.sqrt(np.mean(x**2))), 1.0)
+    return np.clip(x * gain, -32768, 32767).astype(np.int16)
 
 
 def proc_figures(pid: int) -> dict[str, float]:
