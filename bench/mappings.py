@@ -37,15 +37,16 @@ class Mapping:
 
 def read(pid: int) -> dict[int, Mapping]:
     found: dict[int, Mapping] = {}
-    current: list = []  # [start, size, name] of the mapping whose fields follow
+    current: tuple[int, int, str] | None = None  # start, size (KiB) and name of the mapping whose fields follow
     with open(f"/proc/{pid}/smaps") as smaps:
         for line in smaps:
             header = _HEADER.match(line)
             if header:
                 start, end = int(header.group(1), 16), int(header.group(2), 16)
-                current = [start, (end - start) >> 10, header.group(4).strip()]
-            elif line.startswith("Rss:") and current:
-                found[current[0]] = Mapping(current[0], current[1], int(line.split()[1]), current[2])
+                current = (start, (end - start) >> 10, header.group(4).strip())
+            elif line.startswith("Rss:") and current is not None:
+                start, size, name = current
+                found[start] = Mapping(start, size, int(line.split()[1]), name)
     return found
 
 

@@ -187,8 +187,6 @@ async def test_a_page_of_another_origin_holds_calls_with_the_element(
             await portal.close()
 
 
-# In the page: a call by parley.js's connect(), with a token the app's backend minted; greeted, then a typed line
-# answered; ended by end(). Gives the call's states and its other events, in order.
 # In the page: a call by connect(), greeted, and left open.
 LEFT_OPEN = """async (parley) => {
   const { connect } = await import(parley + "/static/parley.js");
@@ -197,6 +195,8 @@ LEFT_OPEN = """async (parley) => {
   await new Promise((resolve) => call.on("transcript", resolve));
 }"""
 
+# In the page: a call by parley.js's connect(), with a token the app's backend minted; greeted, then a typed line
+# answered; ended by end(). Gives the call's states and its other events, in order.
 CONNECT = """async (parley) => {
   const { connect } = await import(parley + "/static/parley.js");
   const { token } = await (await fetch("/call-token", { method: "POST" })).json();

@@ -302,11 +302,11 @@ class Interview:
         self._ask(question)
         return question
 
-    def reopen(self) -> Question:
-        """The opening question picked again (the person's past has come before it was said)."""
-        if self.current is not None and not self.records:
-            self.asked.discard(self.current.id)
-            self.current = None
+    def reopen(self) -> Question | None:
+        """The opening question picked again (the person's past has come before it was said); kept once answered."""
+        if self.records or self.current is None:
+            return self.current
+        self.asked.discard(self.current.id)
         return self.first_question()
 
     def _pick(self) -> Question | None:
